@@ -1,0 +1,87 @@
+# image-cloner: every target has a `## help` comment; `make help` lists them.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+BIN          := $(CURDIR)/bin
+GO           ?= go
+GOTEST_FLAGS ?=
+# Tools are pinned and installed into ./bin by `go install`, nothing global.
+CONTROLLER_GEN_VERSION ?= v0.21.0
+STATICCHECK_VERSION    ?= v0.8.2
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+STATICCHECK    := $(BIN)/staticcheck-$(STATICCHECK_VERSION)
+
+##@ General
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: build
+build: ## Build bin/hub and bin/agent
+	$(GO) build -o $(BIN)/hub ./hub
+	$(GO) build -o $(BIN)/agent ./agent
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code and the CRD into deploy/crds
+	$(CONTROLLER_GEN) object paths=./pkg/api/...
+	$(CONTROLLER_GEN) crd paths=./pkg/api/... output:crd:artifacts:config=deploy/crds
+
+.PHONY: verify-generate
+verify-generate: generate ## Fail if generated files are not committed
+	@git diff --exit-code -- pkg/api deploy/crds || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+
+.PHONY: lint
+lint: $(STATICCHECK) ## Run gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+##@ Testing
+
+.PHONY: test-deps
+test-deps: ## Build/install the real kube-apiserver, etcd, kubectl and registry (cached by version)
+	@hack/test-deps.sh >/dev/null
+
+.PHONY: test
+test: test-deps ## Run every test: unit, integration (real apiservers, registries), fuzz seeds
+	@assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
+	  echo "test: assets in $$assets"; \
+	  IMAGE_CLONER_ASSETS=$$assets KUBEBUILDER_ASSETS=$$assets \
+	  $(GO) test $(GOTEST_FLAGS) -count=1 -timeout 30m ./...
+
+.PHONY: e2e
+e2e: ## End-to-end specs against local control planes (not yet: issue 6)
+	@echo "make e2e: not yet (issue 6)"; exit 1
+
+.PHONY: e2e-kind
+e2e-kind: ## End-to-end specs against kind clusters, needs Docker (not yet: issue 6)
+	@echo "make e2e-kind: not yet (issue 6)"; exit 1
+
+.PHONY: bench
+bench: ## Copy and fleet benchmarks side by side with crane, skopeo, regctl (not yet: issues 3, 9)
+	@echo "make bench: not yet (issues 3 and 9)"; exit 1
+
+.PHONY: demo
+demo: ## Run the local demo: control planes, registries, hub, agents, dashboard (not yet: issue 6)
+	@echo "make demo: not yet (issue 6)"; exit 1
+
+.PHONY: clean
+clean: ## Remove ./bin and test artifacts (the cached control planes stay)
+	rm -rf $(BIN) artifacts
+
+$(CONTROLLER_GEN):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/controller-gen $@
+
+$(STATICCHECK):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(BIN)/staticcheck $@
