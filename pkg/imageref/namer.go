@@ -1,0 +1,286 @@
+package imageref
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Scheme is how a Namer lays out backup repositories under the backup path.
+type Scheme string
+
+const (
+	// Flat puts every backup one level under the backup path:
+	// quay.io/acme/docker.io_library_nginx. It is the default because it
+	// works on every registry, Docker Hub's namespace/name included.
+	Flat Scheme = "flat"
+	// Nested mirrors the source's registry and path under the backup path:
+	// quay.io/acme/docker.io/library/nginx. It needs a registry with nested
+	// repositories (distribution, Harbor, ECR, GAR, GitLab ...).
+	Nested Scheme = "nested"
+)
+
+// ParseScheme parses a naming scheme as written in configuration. The empty
+// string is Flat, so that leaving the setting out works everywhere.
+func ParseScheme(s string) (Scheme, error) {
+	switch v := Scheme(strings.ToLower(strings.TrimSpace(s))); v {
+	case "":
+		return Flat, nil
+	case Flat, Nested:
+		return v, nil
+	}
+	return "", fmt.Errorf("unknown naming scheme %q: use %q or %q", s, Flat, Nested)
+}
+
+const (
+	// hashLength is how many hex characters of a SHA-256 tell shortened
+	// names apart: 64 bits, so a collision needs about 2^32 distinct
+	// sources with the same readable prefix.
+	hashLength = 16
+
+	// hashSeparator joins the readable part of a shortened name to its
+	// hash. It is the only place a flat name, or the first level of a nested
+	// one, can hold "__"; see Namer.
+	hashSeparator = "__"
+
+	// minNameBudget is the least room a backup registry must leave for the
+	// names under it, so that shortened names keep a readable part.
+	minNameBudget = 64
+)
+
+// Namer maps a source image to its backup under BACKUP_REGISTRY.
+//
+// Backup repositories are injective: two sources with different names never
+// share one, so no copy can overwrite another image's tags. The argument, per
+// scheme:
+//
+// Flat names one path component R under the backup path. A source whose name
+// has no '_' and whose registry has no port (or IPv6 brackets) gets
+// R = registry + "_" + path with every '/' as '_'. R is invertible: a
+// registry holds no '_', so the first '_' ends it and every later '_' was a
+// '/'. Mapping the port's ':' to '-' or '_' instead would not be invertible
+// (a.com:5000/x would meet a.com-5000/x or a.com/5000/x), and neither would
+// keeping a source's own '_' (a.com/a_b/c and a.com/a/b_c). Every other source, and any R that would not fit,
+// gets R = readable + "__" + 16 hex of SHA-256(source name). The first kind
+// never contains "__" (its '_' are single, each between two non-empty
+// parts), the second always does, so the kinds cannot meet; two of the
+// second kind are equal only if their hashes are.
+//
+// Nested names registry/path under the backup path, with the port's ':' as
+// '_'. Registries hold no '_', so this inverts too. A source that does not
+// fit, or whose registry is an IPv6 address (brackets cannot appear in a
+// path), gets the single hashed component of the flat scheme instead. A
+// nested name has at least two components under the backup path, the first
+// of which never contains "__"; the hashed name has exactly one, so again
+// the kinds cannot meet.
+//
+// Every name fits the 255-character limit of a reference's name, registry
+// included, and matches the distribution grammar, so Parse accepts it.
+type Namer struct {
+	registry string
+	prefix   string
+	scheme   Scheme
+	// budget is how long the part of a backup repository below the prefix
+	// may be.
+	budget int
+}
+
+// NewNamer returns a Namer for the backup registry given as host[/path], as
+// in BACKUP_REGISTRY: "quay.io/acme", "localhost:5000",
+// "127.0.0.1:5000/a/b". The empty scheme is Flat.
+func NewNamer(backupRegistry string, scheme Scheme) (*Namer, error) {
+	s := strings.TrimSuffix(strings.TrimSpace(backupRegistry), "/")
+	if s == "" {
+		return nil, errors.New("BACKUP_REGISTRY is empty: set it in ConfigMap image-cloner-configuration")
+	}
+	if strings.Contains(s, "://") {
+		return nil, fmt.Errorf("BACKUP_REGISTRY %q must not be a URL: write it as host[/path], e.g. quay.io/acme", backupRegistry)
+	}
+	host, prefix, _ := strings.Cut(s, "/")
+	if !looksLikeDomain(host) {
+		return nil, fmt.Errorf("BACKUP_REGISTRY %q does not start with a registry host: write it as host[/path], e.g. docker.io/%s", backupRegistry, s)
+	}
+	host = strings.ToLower(host)
+	if !isDomain(host) {
+		return nil, fmt.Errorf("BACKUP_REGISTRY %q: registry %q must be a host name, IPv4 or [IPv6] address with an optional :port", backupRegistry, host)
+	}
+	if dockerHubAliases[host] {
+		host = DockerHub
+	}
+	if prefix != "" {
+		if reason := checkRepository(prefix); reason != "" {
+			return nil, fmt.Errorf("BACKUP_REGISTRY %q: %s", backupRegistry, reason)
+		}
+	}
+
+	switch scheme {
+	case "":
+		scheme = Flat
+	case Flat, Nested:
+	default:
+		return nil, fmt.Errorf("unknown naming scheme %q: use %q or %q", scheme, Flat, Nested)
+	}
+	if host == DockerHub {
+		// Docker Hub repositories are exactly namespace/name.
+		if prefix == "" || strings.Contains(prefix, "/") {
+			return nil, fmt.Errorf("BACKUP_REGISTRY %q: Docker Hub needs exactly one namespace, e.g. docker.io/acme", backupRegistry)
+		}
+		if scheme == Nested {
+			return nil, fmt.Errorf("BACKUP_REGISTRY %q: Docker Hub does not allow nested repositories: use the %q naming scheme", backupRegistry, Flat)
+		}
+	}
+
+	base := host + "/"
+	if prefix != "" {
+		base += prefix + "/"
+	}
+	budget := maxNameLength - len(base)
+	if budget < minNameBudget {
+		return nil, fmt.Errorf("BACKUP_REGISTRY %q is too long: it must leave %d of the %d characters an image name may have", backupRegistry, minNameBudget, maxNameLength)
+	}
+	return &Namer{registry: host, prefix: prefix, scheme: scheme, budget: budget}, nil
+}
+
+// Registry returns the canonical host[:port] of the backup registry.
+func (n *Namer) Registry() string { return n.registry }
+
+// Prefix returns the path under which backups go, "" for the registry's root.
+func (n *Namer) Prefix() string { return n.prefix }
+
+// Backup returns where src is copied to. The backup keeps src's tag and
+// digest; a source pinned by digest alone gets the tag "sha256-<hex>", because
+// registries such as quay.io garbage-collect untagged manifests. It fails for
+// a reference Parse did not return, and for a source that is already a
+// backup.
+func (n *Namer) Backup(src Reference) (Reference, error) {
+	canonical, err := Parse(src.String())
+	if err != nil {
+		return Reference{}, fmt.Errorf("naming backup: %w", err)
+	}
+	if canonical != src {
+		return Reference{}, fmt.Errorf("naming backup of %s: reference is not canonical (%s): build it with Parse", src, canonical)
+	}
+	if n.IsBackup(src) {
+		return Reference{}, fmt.Errorf("naming backup of %s: it is already in the backup registry %s", src, n.base())
+	}
+
+	var below string
+	switch n.scheme {
+	case Nested:
+		below = n.nested(src)
+	default:
+		below = n.flat(src)
+	}
+	repository := below
+	if n.prefix != "" {
+		repository = n.prefix + "/" + below
+	}
+	tag := src.Tag
+	if tag == "" {
+		tag = digestTag(src.Digest)
+	}
+	return Reference{Registry: n.registry, Repository: repository, Tag: tag, Digest: src.Digest}, nil
+}
+
+// IsBackup reports whether r lives under the backup registry and path. It
+// compares whole path components: under quay.io/acme, quay.io/acme/x is a
+// backup and quay.io/acmecorp/x is not.
+func (n *Namer) IsBackup(r Reference) bool {
+	if r.Registry != n.registry {
+		return false
+	}
+	return n.prefix == "" || strings.HasPrefix(r.Repository, n.prefix+"/")
+}
+
+func (n *Namer) base() string {
+	if n.prefix == "" {
+		return n.registry
+	}
+	return n.registry + "/" + n.prefix
+}
+
+// flat returns the single path component a source gets in the Flat scheme.
+func (n *Namer) flat(src Reference) string {
+	readable := flatReadable(src)
+	if !strings.Contains(src.Name(), "_") && !strings.Contains(src.Registry, ":") && len(readable) <= n.budget {
+		return readable
+	}
+	return hashedComponent(readable, src, n.budget)
+}
+
+// nested returns the path a source gets in the Nested scheme.
+func (n *Namer) nested(src Reference) string {
+	if !strings.HasPrefix(src.Registry, "[") {
+		p := strings.Replace(src.Registry, ":", "_", 1) + "/" + src.Repository
+		if len(p) <= n.budget {
+			return p
+		}
+	}
+	return hashedComponent(flatReadable(src), src, n.budget)
+}
+
+func flatReadable(src Reference) string {
+	return src.Registry + "_" + strings.ReplaceAll(src.Repository, "/", "_")
+}
+
+// hashedComponent returns readable made into a valid path component, cut to
+// fit budget, followed by "__" and a hash of the source name.
+func hashedComponent(readable string, src Reference, budget int) string {
+	sum := sha256.Sum256([]byte(src.Name()))
+	h := hex.EncodeToString(sum[:])[:hashLength]
+
+	r := sanitizeComponent(readable)
+	if limit := budget - len(hashSeparator) - hashLength; len(r) > limit {
+		// Cutting may leave a separator, or half of one, at the end.
+		r = strings.TrimRight(r[:limit], "._-")
+	}
+	if r == "" {
+		// Unreachable for parsed references, whose path starts with a
+		// letter or digit; kept so the name always has the R__H shape.
+		r = "image"
+	}
+	return r + hashSeparator + h
+}
+
+// sanitizeComponent turns s into a path component: characters other than
+// lowercase letters, digits, '.', '_' and '-' become '-', and runs of
+// separators the grammar does not allow ("._", "___", "-.") become a single
+// '-'. The result may be empty.
+func sanitizeComponent(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		if isLowerAlnum(s[i]) {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && !isLowerAlnum(s[j]) {
+			j++
+		}
+		run := s[i:j]
+		i = j
+		switch {
+		case b.Len() == 0 || j == len(s):
+			// Leading and trailing separators are dropped.
+		case isSeparator(run):
+			b.WriteString(run)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+// digestTag is the tag a digest-only source's backup gets: the digest with
+// ':' as '-', as cosign names its signature tags, cut to the tag limit.
+func digestTag(digest string) string {
+	t := strings.Replace(digest, ":", "-", 1)
+	if len(t) > maxTagLength {
+		t = t[:maxTagLength]
+	}
+	return t
+}
