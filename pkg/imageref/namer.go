@@ -76,6 +76,10 @@ const (
 // of which never contains "__"; the hashed name has exactly one, so again
 // the kinds cannot meet.
 //
+// The hashed component is the same in both schemes, and otherwise a flat
+// name has one component without "__" and a nested one at least two, so a
+// backup path can switch schemes without two sources ever meeting.
+//
 // Every name fits the 255-character limit of a reference's name, registry
 // included, and matches the distribution grammar, so Parse accepts it.
 type Namer struct {

@@ -285,10 +285,18 @@ func testNamers(t testing.TB) map[string]*Namer {
 
 func TestNamer_Backup_isInjective(t *testing.T) {
 	corpus := injectivityCorpus()
+	// Keyed by backup path, not by Namer: a backup path that has held
+	// backups under one scheme may be switched to the other, so flat and
+	// nested names must not collide with each other either.
+	byBase := map[string]map[string]string{}
 	for name, n := range testNamers(t) {
+		base := n.Registry() + "/" + n.Prefix()
+		if byBase[base] == nil {
+			byBase[base] = map[string]string{}
+		}
+		byRepository := byBase[base]
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
-			byRepository := map[string]string{}
 			for _, s := range corpus {
 				src, err := Parse(s)
 				g.Expect(err).NotTo(HaveOccurred(), s)
