@@ -1,0 +1,298 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Result describes what a Copy did.
+type Result struct {
+	// Digest is the image's digest, the same in the source and the backup.
+	Digest v1.Hash
+	// MediaType is the top manifest's media type (index, image or schema 1).
+	MediaType types.MediaType
+	// Size is the bytes of the manifests and distinct blobs the copy dealt with. Manifests
+	// whose content was already in the backup registry count only their own size, and an
+	// AlreadyPresent image found by one HEAD counts its top manifest only (or what an earlier
+	// copy by this Mirror counted).
+	Size int64
+	// BytesUploaded and BlobsUploaded count the blobs uploaded to the backup registry.
+	BytesUploaded int64
+	BlobsUploaded int
+	// BytesMounted and BlobsMounted count the blobs mounted from another repository of the
+	// backup registry instead of being uploaded.
+	BytesMounted int64
+	BlobsMounted int
+	// BlobsSkipped counts blobs the destination repository already had.
+	BlobsSkipped int
+	// BlobsForeign counts foreign (non-distributable) layers, which are never copied; see the
+	// package documentation.
+	BlobsForeign int
+	// CacheHit is true when the presence cache answered: no request was made to the backup
+	// registry.
+	CacheHit bool
+	// AlreadyPresent is true when the backup registry was asked and already had the image.
+	AlreadyPresent bool
+	// Shared is true when another Copy call did the work and this one shared its outcome. The
+	// counts are that call's, so add up only results that are not Shared.
+	Shared bool
+}
+
+// Copy makes dst, in the backup registry, hold the image src points to, unchanged: same
+// manifests, same digest, every platform of a multi-arch index.
+//
+// In order, stopping as soon as the answer is known:
+//  1. src is resolved to a digest with one HEAD (no request if src is a digest reference);
+//  2. the presence cache may know that dst holds that digest: CacheHit, no request at all;
+//  3. one HEAD of dst may show it holds that digest: AlreadyPresent;
+//  4. otherwise the image is copied and the result verified with a HEAD of dst.
+//
+// Concurrent calls for the same digest and destination repository share one copy. dst may be a
+// tag or a digest reference; a digest reference must name src's digest.
+func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result, err error) {
+	start := time.Now()
+	defer func() {
+		if m.o.observer.CopyFinished != nil {
+			m.o.observer.CopyFinished(src, dst, res, err, since(start))
+		}
+	}()
+
+	var digest v1.Hash
+	if d, ok := src.(name.Digest); ok {
+		digest, err = v1.NewHash(d.DigestStr())
+		if err != nil {
+			return Result{}, fmt.Errorf("copying %s: %w", src, err)
+		}
+	} else {
+		r, err := m.Resolve(ctx, src)
+		if err != nil {
+			return Result{}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		}
+		digest = r.Digest
+	}
+	if d, ok := dst.(name.Digest); ok && d.DigestStr() != digest.String() {
+		return Result{Digest: digest}, fmt.Errorf("copying %s to %s: %w", src, dst, &unsupportedError{
+			what: fmt.Sprintf("the destination names digest %s but the source is %s", d.DigestStr(), digest)})
+	}
+
+	if p, ok := m.presence.fresh(dst); ok && p.digest == digest {
+		m.cacheHit(dst)
+		m.o.logger.V(1).Info("Skipping copy: backup known present", "source", src.String(), "backup", dst.String(), "digest", digest.String())
+		return Result{Digest: digest, MediaType: p.mediaType, Size: p.size, CacheHit: true}, nil
+	}
+	m.cacheMiss(dst)
+
+	// Pin the digest: if the tag moves while we copy, we still copy what we resolved.
+	pinned := src.Context().Digest(digest.String())
+	key := dst.Context().Name() + "@" + digest.String()
+	v, led, err := m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
+		r, err := m.ensure(ctx, pinned, dst, digest)
+		return flightResult{result: r, dst: dst}, err
+	})
+	if err != nil {
+		return Result{Digest: digest}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	fr := v.(flightResult)
+	if led {
+		return fr.result, nil
+	}
+	if fr.dst.Name() == dst.Name() {
+		shared := fr.result
+		shared.Shared = true
+		return shared, nil
+	}
+	// Another call copied the same digest into this repository under another tag: the
+	// content is there, only this tag is missing.
+	res, err = m.retag(ctx, dst, digest, fr.result)
+	if err != nil {
+		return res, fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	return res, nil
+}
+
+type flightResult struct {
+	result Result
+	dst    name.Reference
+}
+
+// ensure is steps 3 and 4 of Copy, run once per destination repository and digest at a time.
+func (m *Mirror) ensure(ctx context.Context, src name.Digest, dst name.Reference, digest v1.Hash) (Result, error) {
+	desc, err := m.headBackup(ctx, dst)
+	if err != nil {
+		return Result{Digest: digest}, fmt.Errorf("checking the backup: %w", explain(err, src, dst, backupSide))
+	}
+	if desc != nil && desc.Digest == digest {
+		p, _ := m.presence.entries.Peek(cacheKey(dst))
+		m.o.logger.V(1).Info("Skipping copy: backup present", "source", src.String(), "backup", dst.String(), "digest", digest.String())
+		return Result{Digest: digest, MediaType: desc.MediaType, Size: max(p.size, desc.Size), AlreadyPresent: true}, nil
+	}
+
+	release, err := m.acquire(ctx)
+	if err != nil {
+		return Result{Digest: digest}, err
+	}
+	defer release()
+	if m.o.observer.CopyStarted != nil {
+		m.o.observer.CopyStarted(src, dst)
+	}
+	m.o.logger.Info("Copying image", "source", src.String(), "backup", dst.String(), "digest", digest.String())
+	res, err := m.copyImage(ctx, src, dst, digest)
+	if err != nil {
+		return res, err
+	}
+	m.o.logger.Info("Copied image", "source", src.String(), "backup", dst.String(), "digest", digest.String(),
+		"size", res.Size, "bytesUploaded", res.BytesUploaded, "bytesMounted", res.BytesMounted,
+		"blobsUploaded", res.BlobsUploaded, "blobsMounted", res.BlobsMounted, "blobsSkipped", res.BlobsSkipped)
+	return res, nil
+}
+
+// copyImage copies the whole image src into dst with go-containerregistry's remote.Push, fed
+// with the source's manifests unchanged (so digests are preserved) and layers prepared for
+// cross-repository mounts. A Pusher and a Puller live for one copy only: their internal maps
+// (per repository, per digest) never shrink, so sharing them would leak in a long-running hub.
+func (m *Mirror) copyImage(ctx context.Context, src name.Digest, dst name.Reference, digest v1.Hash) (Result, error) {
+	res := Result{Digest: digest}
+	st := newCopyStats(dst.Context(), m.o.observer)
+	ctx = withStats(ctx, st)
+
+	puller, err := remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...)
+	if err != nil {
+		return res, err
+	}
+	desc, err := puller.Get(ctx, src)
+	if err != nil {
+		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, dst, sourceSide))
+	}
+	res.MediaType = desc.MediaType
+	st.addManifest(desc.Digest, desc.Size)
+
+	t := &target{repo: dst.Context(), blobs: m.blobs, stats: st, schema1: desc.MediaType.IsSchema1()}
+	var image remote.Taggable
+	switch mt := desc.MediaType; {
+	case mt.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err == nil {
+			image, err = newMirrorIndex(idx, t)
+		}
+		if err != nil {
+			return res, fmt.Errorf("reading the index: %w", err)
+		}
+	case mt.IsImage():
+		img, err := desc.Image()
+		if err != nil {
+			return res, fmt.Errorf("reading the image: %w", err)
+		}
+		image = &mirrorImage{Image: img, t: t}
+	case mt.IsSchema1():
+		// Schema1 gives the fsLayers as layers and the raw (possibly signed) manifest.
+		img, err := desc.Schema1()
+		if err != nil {
+			return res, fmt.Errorf("reading the schema 1 manifest: %w", err)
+		}
+		image = &mirrorImage{Image: img, t: t}
+	default:
+		return res, &unsupportedError{what: fmt.Sprintf("manifest media type %q is not an image, an index or schema 1", mt)}
+	}
+
+	pusher, err := remote.NewPusher(m.remoteOptions(ctx, m.o.targetKeychain)...)
+	if err != nil {
+		return res, err
+	}
+	if err := pusher.Push(ctx, dst, image); err != nil {
+		if t.schema1 && isManifestRefused(err) {
+			return res, &Schema1Error{Source: src.String(), Target: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
+		}
+		return res, fmt.Errorf("pushing: %w", explain(err, src, dst, backupSide))
+	}
+	if err := m.verify(ctx, dst, digest); err != nil {
+		return res, err
+	}
+	st.result(&res)
+	m.presence.add(dst, presence{digest: digest, mediaType: res.MediaType, size: res.Size})
+	for h, size := range st.present() {
+		m.blobs.add(dst.Context(), h, size)
+	}
+	return res, nil
+}
+
+// verify checks with a HEAD that dst now holds digest.
+func (m *Mirror) verify(ctx context.Context, dst name.Reference, digest v1.Hash) error {
+	got, err := remote.Head(dst, m.remoteOptions(ctx, m.o.targetKeychain)...)
+	if err != nil {
+		return fmt.Errorf("verifying the backup: %w", explain(err, dst, dst, backupSide))
+	}
+	if got.Digest != digest {
+		m.presence.remove(dst)
+		return &DigestMismatchError{Reference: dst.String(), Want: digest, Got: got.Digest}
+	}
+	return nil
+}
+
+// retag makes dst point at digest, which another copy just put into dst's repository: it
+// reads the manifest back from the backup registry (not the source: no pull is spent) and
+// PUTs it under dst's tag.
+func (m *Mirror) retag(ctx context.Context, dst name.Reference, digest v1.Hash, shared Result) (Result, error) {
+	res := Result{Digest: digest, MediaType: shared.MediaType, Size: shared.Size, Shared: true}
+	desc, err := m.headBackup(ctx, dst)
+	if err != nil {
+		return res, fmt.Errorf("checking the backup: %w", explain(err, dst, dst, backupSide))
+	}
+	if desc != nil && desc.Digest == digest {
+		res.AlreadyPresent = true
+		return res, nil
+	}
+	opts := m.remoteOptions(ctx, m.o.targetKeychain)
+	manifest, err := remote.Get(dst.Context().Digest(digest.String()), opts...)
+	if err != nil {
+		return res, fmt.Errorf("reading %s back from the backup registry: %w", digest, explain(err, dst, dst, backupSide))
+	}
+	if err := remote.Put(dst, manifest, opts...); err != nil {
+		return res, fmt.Errorf("tagging: %w", explain(err, dst, dst, backupSide))
+	}
+	if err := m.verify(ctx, dst, digest); err != nil {
+		return res, err
+	}
+	m.presence.add(dst, presence{digest: digest, mediaType: res.MediaType, size: res.Size})
+	return res, nil
+}
+
+// isManifestRefused is a manifest PUT the registry rejected as such (400 MANIFEST_INVALID,
+// 415 Unsupported Media Type, UNSUPPORTED...), as opposed to auth, rate or server trouble.
+func isManifestRefused(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.Request == nil || te.Request.Method != http.MethodPut ||
+		!strings.Contains(te.Request.URL.Path, "/manifests/") {
+		return false
+	}
+	switch te.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests:
+		return false
+	}
+	return te.StatusCode >= 400 && te.StatusCode < 500
+}
+
+// registryMessage is what the registry said in an error response, without the request line.
+func registryMessage(err error) string {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	if len(te.Errors) == 0 {
+		return fmt.Sprintf("%d %s", te.StatusCode, http.StatusText(te.StatusCode))
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, d := range te.Errors {
+		msgs = append(msgs, d.String())
+	}
+	return strings.Join(msgs, "; ")
+}

@@ -1,0 +1,302 @@
+package mirror
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Kind sorts errors by what a person (or a controller) should do about them. Classify finds the
+// Kind of any error the Mirror returns.
+type Kind int
+
+// The kinds of errors. Their String forms are usable as Kubernetes condition reasons.
+const (
+	// KindOther is anything not listed below, including a cancelled context.
+	KindOther Kind = iota
+	// KindNotFound: the image, tag or repository does not exist.
+	KindNotFound
+	// KindUnauthorized: the registry refused the credentials (401 or 403), or wants some.
+	KindUnauthorized
+	// KindRateLimited: the registry answered 429 for longer than the Mirror is willing to wait.
+	KindRateLimited
+	// KindUnreachable: no answer (DNS, connection, TLS, timeout) or 5xx, after the retries.
+	KindUnreachable
+	// KindSchema1: the backup registry refused a schema 1 manifest.
+	KindSchema1
+	// KindDigestMismatch: the backup ended up with another digest than the source.
+	KindDigestMismatch
+	// KindInvalid: a registry refused the request as malformed or unsupported.
+	KindInvalid
+)
+
+var kindNames = map[Kind]string{
+	KindOther:          "Other",
+	KindNotFound:       "NotFound",
+	KindUnauthorized:   "Unauthorized",
+	KindRateLimited:    "RateLimited",
+	KindUnreachable:    "Unreachable",
+	KindSchema1:        "Schema1",
+	KindDigestMismatch: "DigestMismatch",
+	KindInvalid:        "Invalid",
+}
+
+// String returns the kind's name in CamelCase, e.g. "RateLimited".
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// ErrSchema1 matches (errors.Is) every *Schema1Error.
+var ErrSchema1 = errors.New("schema 1 manifest refused")
+
+// Schema1Error says the backup registry would not store a schema 1 manifest. Schema 1 was
+// deprecated in 2017 and distribution v3 no longer accepts it, so such images cannot be backed
+// up there at all: https://docs.docker.com/engine/deprecated/#pushing-and-pulling-with-image-manifest-v2-schema-1
+type Schema1Error struct {
+	// Source is the image that was being copied.
+	Source string
+	// Target is the backup registry that refused it.
+	Target string
+	// Reason is what the registry answered.
+	Reason string
+
+	err error
+}
+
+func (e *Schema1Error) Error() string {
+	return fmt.Sprintf("schema 1 manifest of %s refused by backup registry %s: %s; "+
+		"schema 1 is deprecated: ask the image's publisher for a schema 2/OCI image or pin a newer tag",
+		e.Source, e.Target, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrSchema1) true.
+func (e *Schema1Error) Is(target error) bool { return target == ErrSchema1 }
+
+// Unwrap returns the registry's error.
+func (e *Schema1Error) Unwrap() error { return e.err }
+
+// RateLimitedError says a registry answered 429 Too Many Requests and asked to wait longer than
+// the Mirror's maximum retry delay (or kept answering 429). Requeue the work after RetryAfter.
+type RateLimitedError struct {
+	// RetryAfter is how long the registry asked to wait; 0 when it did not say.
+	RetryAfter time.Duration
+	// Registry is the host that is rate limiting.
+	Registry string
+	// Limit is the quota the registry reported with the 429, if it did.
+	Limit *RateLimit
+}
+
+func (e *RateLimitedError) Error() string {
+	wait := "later"
+	if e.RetryAfter > 0 {
+		wait = "in " + e.RetryAfter.String()
+	}
+	msg := fmt.Sprintf("registry %s is rate limiting requests (429 Too Many Requests): retry %s", e.Registry, wait)
+	if e.Limit != nil && e.Limit.Limit > 0 {
+		msg += fmt.Sprintf(" (quota %d per %s)", e.Limit.Limit, e.Limit.Window)
+	}
+	return msg + ", or give credentials for it to get a larger quota"
+}
+
+// DigestMismatchError says the backup registry holds another digest than the source after the
+// copy, i.e. it changed the manifest (conversion, re-serialization) or something else wrote the
+// same tag at the same time.
+type DigestMismatchError struct {
+	// Reference is the backup's reference.
+	Reference string
+	// Want is the source's digest, Got the backup's.
+	Want, Got v1.Hash
+}
+
+func (e *DigestMismatchError) Error() string {
+	return fmt.Sprintf("backup %s has digest %s but the source has %s: the backup registry changed the manifest "+
+		"or another writer replaced the tag; check that the registry stores manifests unchanged and retry",
+		e.Reference, e.Got, e.Want)
+}
+
+// Classify tells what kind of failure err is, looking through wrapped errors. Classify(nil) is
+// KindOther.
+func Classify(err error) Kind {
+	if err == nil {
+		return KindOther
+	}
+	var s1 *Schema1Error
+	var dm *DigestMismatchError
+	var rl *RateLimitedError
+	var te *transport.Error
+	var bad *name.ErrBadName
+	var unsupported *unsupportedError
+	switch {
+	case errors.As(err, &s1):
+		return KindSchema1
+	case errors.As(err, &dm):
+		return KindDigestMismatch
+	case errors.As(err, &rl):
+		return KindRateLimited
+	case errors.As(err, &te):
+		return classifyStatus(te)
+	case errors.As(err, &bad), errors.As(err, &unsupported):
+		return KindInvalid
+	case errors.Is(err, context.Canceled):
+		return KindOther
+	case isNetworkError(err):
+		return KindUnreachable
+	}
+	return KindOther
+}
+
+func classifyStatus(te *transport.Error) Kind {
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
+			return KindUnauthorized
+		case transport.TooManyRequestsErrorCode:
+			return KindRateLimited
+		case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode:
+			return KindNotFound
+		case transport.ManifestInvalidErrorCode, transport.NameInvalidErrorCode, transport.TagInvalidErrorCode,
+			transport.DigestInvalidErrorCode, transport.SizeInvalidErrorCode, transport.UnsupportedErrorCode,
+			transport.ManifestBlobUnknownErrorCode:
+			return KindInvalid
+		}
+	}
+	switch s := te.StatusCode; {
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		return KindUnauthorized
+	case s == http.StatusNotFound:
+		return KindNotFound
+	case s == http.StatusTooManyRequests:
+		return KindRateLimited
+	case s == http.StatusRequestTimeout || s >= 500:
+		return KindUnreachable
+	case s >= 400:
+		return KindInvalid
+	}
+	return KindOther
+}
+
+// isNetworkError reports failures to get any answer: DNS, refused or reset connections, TLS,
+// timeouts (including our stall timeout and a context deadline).
+func isNetworkError(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	var op *net.OpError
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &op) || errors.As(err, &dns) || (errors.As(err, &ne) && ne.Timeout()) ||
+		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
+// side is which end of a copy an error came from, to say whose credentials or network to check.
+type side int
+
+const (
+	sourceSide side = iota
+	backupSide
+)
+
+// explain wraps err from copying src to dst with what a person can do about it. The typed errors
+// above already say it; registry and network errors get advice by kind. The side is guessed
+// from the URL that failed and, when both ends share a host, from the phase (fallback).
+func explain(err error, src, dst name.Reference, fallback side) error {
+	if err == nil {
+		return nil
+	}
+	s := fallback
+	if u := failedURL(err); u != nil {
+		srcHost, dstHost := src.Context().RegistryStr(), dst.Context().RegistryStr()
+		switch {
+		case srcHost != dstHost && hostMatches(u.Host, dstHost):
+			s = backupSide
+		case srcHost != dstHost && hostMatches(u.Host, srcHost):
+			s = sourceSide
+		case srcHost == dstHost && strings.HasPrefix(u.Path, "/v2/"+dst.Context().RepositoryStr()+"/"):
+			s = backupSide
+		case srcHost == dstHost && strings.HasPrefix(u.Path, "/v2/"+src.Context().RepositoryStr()+"/"):
+			s = sourceSide
+		}
+	}
+	registry, repo := src.Context().RegistryStr(), src.Context().String()
+	if s == backupSide {
+		registry, repo = dst.Context().RegistryStr(), dst.Context().String()
+	}
+	var advice string
+	switch Classify(err) {
+	case KindNotFound:
+		if s == sourceSide {
+			advice = fmt.Sprintf("%s does not exist upstream: check the image name and tag (it may have been deleted or retagged)", src)
+		} else {
+			advice = fmt.Sprintf("backup registry %s answered not found: check that repository %s may be created there with the push credentials", registry, repo)
+		}
+	case KindUnauthorized:
+		if s == sourceSide {
+			// Docker Hub answers 401 rather than 404 for repositories that do not exist.
+			advice = fmt.Sprintf("%s refused access to %s: check the pull credentials for %s, and that the image exists (some registries answer 401 for missing repositories)", registry, repo, registry)
+		} else {
+			advice = fmt.Sprintf("backup registry %s refused the push credentials: check them and that they may push to %s", registry, repo)
+		}
+	case KindUnreachable:
+		advice = fmt.Sprintf("%s did not answer or failed after retries: check network access (DNS, proxy, firewall, TLS trust) to it and retry later", registry)
+	case KindInvalid:
+		if s == backupSide {
+			advice = fmt.Sprintf("backup registry %s refused the request as invalid: check that it accepts this kind of image", registry)
+		}
+	}
+	if advice == "" {
+		return err
+	}
+	return &explainedError{err: err, advice: advice}
+}
+
+// explainedError adds advice to an error without hiding it from errors.Is/As.
+type explainedError struct {
+	err    error
+	advice string
+}
+
+func (e *explainedError) Error() string { return e.err.Error() + "; " + e.advice }
+func (e *explainedError) Unwrap() error { return e.err }
+
+// failedURL finds the URL of the request that failed, if the error carries one.
+func failedURL(err error) *url.URL {
+	var te *transport.Error
+	if errors.As(err, &te) && te.Request != nil && te.Request.URL != nil {
+		return te.Request.URL
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			return u
+		}
+	}
+	return nil
+}
+
+// hostMatches compares a URL host with a registry name, treating Docker Hub's aliases as one.
+func hostMatches(urlHost, registry string) bool {
+	if urlHost == registry {
+		return true
+	}
+	return registry == name.DefaultRegistry && (urlHost == "registry-1.docker.io" || urlHost == "docker.io")
+}

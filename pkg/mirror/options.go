@@ -1,0 +1,259 @@
+package mirror
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Defaults of the options below.
+const (
+	DefaultJobs                 = 4
+	DefaultMaxConcurrentCopies  = 5
+	DefaultCacheSize            = 4096
+	DefaultCacheTTL             = 10 * time.Minute
+	DefaultRequestTimeout       = 2 * time.Minute
+	DefaultRetryMaxAttempts     = 5
+	DefaultRetryBaseDelay       = 500 * time.Millisecond
+	DefaultRetryMaxDelay        = 30 * time.Second
+	defaultUserAgent            = "image-cloner"
+	defaultBlobIndexSizeFactor  = 4
+	defaultRetryJitterFraction  = 0.5
+	defaultRetryBackoffMultiple = 2
+)
+
+// Option configures a Mirror made by New.
+type Option func(*options) error
+
+type options struct {
+	transport      http.RoundTripper
+	sourceKeychain authn.Keychain
+	targetKeychain authn.Keychain
+	jobs           int
+	maxCopies      int
+	cacheSize      int
+	cacheTTL       time.Duration
+	requestTimeout time.Duration
+	maxAttempts    int
+	baseDelay      time.Duration
+	maxDelay       time.Duration
+	observer       Observer
+	logger         logr.Logger
+	clock          Clock
+	userAgent      string
+}
+
+func defaultOptions() *options {
+	return &options{
+		sourceKeychain: anonymousKeychain{},
+		targetKeychain: anonymousKeychain{},
+		jobs:           DefaultJobs,
+		maxCopies:      DefaultMaxConcurrentCopies,
+		cacheSize:      DefaultCacheSize,
+		cacheTTL:       DefaultCacheTTL,
+		requestTimeout: DefaultRequestTimeout,
+		maxAttempts:    DefaultRetryMaxAttempts,
+		baseDelay:      DefaultRetryBaseDelay,
+		maxDelay:       DefaultRetryMaxDelay,
+		logger:         logr.Discard(),
+		clock:          realClock{},
+		userAgent:      defaultUserAgent,
+	}
+}
+
+// WithTransport sets the http.RoundTripper that carries every request. The Mirror wraps it with
+// its own timeouts, retries and instrumentation, so pass a plain transport (proxy, TLS settings),
+// not one that retries.
+//
+// The default is a clone of go-containerregistry's remote.DefaultTransport.
+func WithTransport(t http.RoundTripper) Option {
+	return func(o *options) error {
+		if t == nil {
+			return errors.New("transport must not be nil")
+		}
+		o.transport = t
+		return nil
+	}
+}
+
+// WithSourceKeychain sets where credentials for the registries images are copied from come from,
+// e.g. the result of KeychainFromDockerConfig.
+//
+// The default is anonymous access.
+func WithSourceKeychain(k authn.Keychain) Option {
+	return func(o *options) error {
+		if k == nil {
+			return errors.New("source keychain must not be nil")
+		}
+		o.sourceKeychain = k
+		return nil
+	}
+}
+
+// WithTargetKeychain sets where the push credentials for the backup registry come from.
+//
+// The default is anonymous access.
+func WithTargetKeychain(k authn.Keychain) Option {
+	return func(o *options) error {
+		if k == nil {
+			return errors.New("target keychain must not be nil")
+		}
+		o.targetKeychain = k
+		return nil
+	}
+}
+
+// WithJobs sets how many blobs one copy transfers at the same time (per manifest of a multi-arch
+// index).
+//
+// The default is 4.
+func WithJobs(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("jobs must be at least 1, got %d", n)
+		}
+		o.jobs = n
+		return nil
+	}
+}
+
+// WithMaxConcurrentCopies bounds how many copies run at the same time across the whole Mirror;
+// further copies wait for a slot. Lookups (Resolve, Present, cache hits) are not bounded.
+//
+// The default is 5, the seed's MAX_CONCURRENT_RECONCILES.
+func WithMaxConcurrentCopies(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("max concurrent copies must be at least 1, got %d", n)
+		}
+		o.maxCopies = n
+		return nil
+	}
+}
+
+// WithCacheSize sets how many destination references the presence cache remembers. The index of
+// blobs known to be in the backup registry (used for cross-repository mounts) holds four times
+// as many digests.
+//
+// The default is 4096.
+func WithCacheSize(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("cache size must be at least 1, got %d", n)
+		}
+		o.cacheSize = n
+		return nil
+	}
+}
+
+// WithCacheTTL sets how long an entry of the presence cache is trusted before the destination is
+// asked again (one manifest HEAD). Backups can be pruned behind the Mirror's back; the TTL bounds
+// how long such a loss goes unnoticed.
+//
+// The default is 10 minutes.
+func WithCacheTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("cache TTL must be positive, got %s", d)
+		}
+		o.cacheTTL = d
+		return nil
+	}
+}
+
+// WithRequestTimeout bounds each registry request. For requests that move a body (blob uploads
+// and downloads) it is a stall timeout instead: the request fails when no byte has moved for
+// that long, so a large blob on a slow but live connection is not cut off.
+//
+// The default is 2 minutes.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("request timeout must be positive, got %s", d)
+		}
+		o.requestTimeout = d
+		return nil
+	}
+}
+
+// WithRetry sets how failed requests are retried: at most maxAttempts attempts in all, waiting
+// baseDelay, then twice as long each time (with jitter), never more than maxDelay. A 429 whose
+// Retry-After is longer than maxDelay is not waited for: the call fails with a RateLimitedError.
+//
+// The defaults are 5 attempts, 500ms and 30s.
+func WithRetry(maxAttempts int, baseDelay, maxDelay time.Duration) Option {
+	return func(o *options) error {
+		if maxAttempts < 1 {
+			return fmt.Errorf("retry attempts must be at least 1, got %d", maxAttempts)
+		}
+		if baseDelay < 0 || maxDelay < baseDelay {
+			return fmt.Errorf("retry delays must satisfy 0 <= base (%s) <= max (%s)", baseDelay, maxDelay)
+		}
+		o.maxAttempts, o.baseDelay, o.maxDelay = maxAttempts, baseDelay, maxDelay
+		return nil
+	}
+}
+
+// WithObserver sets hooks that are told about copies, requests, cache lookups, bytes moved and
+// rate limits, e.g. to export metrics.
+//
+// The default observes nothing.
+func WithObserver(obs Observer) Option {
+	return func(o *options) error {
+		o.observer = obs
+		return nil
+	}
+}
+
+// WithLogger sets the logger. Copies are logged at level 0, requests and retries at level 1.
+//
+// The default discards logs.
+func WithLogger(l logr.Logger) Option {
+	return func(o *options) error {
+		o.logger = l
+		return nil
+	}
+}
+
+// WithClock sets the clock used for cache expiry, Retry-After dates and retry waits, for tests.
+//
+// The default is the system clock.
+func WithClock(c Clock) Option {
+	return func(o *options) error {
+		if c == nil {
+			return errors.New("clock must not be nil")
+		}
+		o.clock = c
+		return nil
+	}
+}
+
+// WithUserAgent sets the product token sent in the User-Agent header, followed by
+// go-containerregistry's own.
+//
+// The default is "image-cloner".
+func WithUserAgent(ua string) Option {
+	return func(o *options) error {
+		o.userAgent = ua
+		return nil
+	}
+}
+
+// defaultTransport clones remote.DefaultTransport so that the Mirror's connection pool is its own.
+func defaultTransport() http.RoundTripper {
+	if t, ok := remote.DefaultTransport.(*http.Transport); ok {
+		return t.Clone()
+	}
+	return remote.DefaultTransport
+}
+
+type anonymousKeychain struct{}
+
+func (anonymousKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return authn.Anonymous, nil
+}
