@@ -62,11 +62,12 @@ const (
 // registry holds no '_', so the first '_' ends it and every later '_' was a
 // '/'. Mapping the port's ':' to '-' or '_' instead would not be invertible
 // (a.com:5000/x would meet a.com-5000/x or a.com/5000/x), and neither would
-// keeping a source's own '_' (a.com/a_b/c and a.com/a/b_c). Every other source, and any R that would not fit,
-// gets R = readable + "__" + 16 hex of SHA-256(source name). The first kind
+// keeping a source's own '_' (a.com/a_b/c would meet a.com/a/b_c). Every
+// other source, and any R that would not fit, gets R = readable + "__" + 16
+// hex of SHA-256(source name), the readable part cut to fit. The first kind
 // never contains "__" (its '_' are single, each between two non-empty
 // parts), the second always does, so the kinds cannot meet; two of the
-// second kind are equal only if their hashes are.
+// second kind are equal only if their hashes, a fixed-length suffix, are.
 //
 // Nested names registry/path under the backup path, with the port's ':' as
 // '_'. Registries hold no '_', so this inverts too. A source that does not
