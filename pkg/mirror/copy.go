@@ -129,7 +129,7 @@ type flightResult struct {
 func (m *Mirror) ensure(ctx context.Context, src name.Digest, dst name.Reference, digest v1.Hash) (Result, error) {
 	desc, err := m.headBackup(ctx, dst)
 	if err != nil {
-		return Result{Digest: digest}, fmt.Errorf("checking the backup: %w", explain(err, src, dst, backupSide))
+		return Result{Digest: digest}, fmt.Errorf("checking the backup: %w", explain(err, nil, dst, backupSide))
 	}
 	if desc != nil && desc.Digest == digest {
 		p, _ := m.presence.entries.Peek(cacheKey(dst))
@@ -171,7 +171,7 @@ func (m *Mirror) copyImage(ctx context.Context, src name.Digest, dst name.Refere
 	}
 	desc, err := puller.Get(ctx, src)
 	if err != nil {
-		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, dst, sourceSide))
+		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, sourceSide))
 	}
 	res.MediaType = desc.MediaType
 	st.addManifest(desc.Digest, desc.Size)
@@ -229,7 +229,7 @@ func (m *Mirror) copyImage(ctx context.Context, src name.Digest, dst name.Refere
 func (m *Mirror) verify(ctx context.Context, dst name.Reference, digest v1.Hash) error {
 	got, err := remote.Head(dst, m.remoteOptions(ctx, m.o.targetKeychain)...)
 	if err != nil {
-		return fmt.Errorf("verifying the backup: %w", explain(err, dst, dst, backupSide))
+		return fmt.Errorf("verifying the backup: %w", explain(err, nil, dst, backupSide))
 	}
 	if got.Digest != digest {
 		m.presence.remove(dst)
@@ -245,7 +245,7 @@ func (m *Mirror) retag(ctx context.Context, dst name.Reference, digest v1.Hash, 
 	res := Result{Digest: digest, MediaType: shared.MediaType, Size: shared.Size, Shared: true}
 	desc, err := m.headBackup(ctx, dst)
 	if err != nil {
-		return res, fmt.Errorf("checking the backup: %w", explain(err, dst, dst, backupSide))
+		return res, fmt.Errorf("checking the backup: %w", explain(err, nil, dst, backupSide))
 	}
 	if desc != nil && desc.Digest == digest {
 		res.AlreadyPresent = true
@@ -254,10 +254,10 @@ func (m *Mirror) retag(ctx context.Context, dst name.Reference, digest v1.Hash, 
 	opts := m.remoteOptions(ctx, m.o.targetKeychain)
 	manifest, err := remote.Get(dst.Context().Digest(digest.String()), opts...)
 	if err != nil {
-		return res, fmt.Errorf("reading %s back from the backup registry: %w", digest, explain(err, dst, dst, backupSide))
+		return res, fmt.Errorf("reading %s back from the backup registry: %w", digest, explain(err, nil, dst, backupSide))
 	}
 	if err := remote.Put(dst, manifest, opts...); err != nil {
-		return res, fmt.Errorf("tagging: %w", explain(err, dst, dst, backupSide))
+		return res, fmt.Errorf("tagging: %w", explain(err, nil, dst, backupSide))
 	}
 	if err := m.verify(ctx, dst, digest); err != nil {
 		return res, err

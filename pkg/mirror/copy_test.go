@@ -259,7 +259,8 @@ func TestCopy_concurrentTagsOfOneDigestUploadOnce(t *testing.T) {
 	img := randomImage(t, 3)
 	src, digest := e.push("library/app:1.0", img)
 	m := e.mirror()
-	e.dst.proxy.Add(mirrortest.Fault{Method: http.MethodHead, Kind: mirrortest.KindManifest, Delay: 50 * time.Millisecond, Times: 1})
+	// Slow blob checks, so that copies racing each other would all find the blobs missing.
+	e.dst.proxy.Add(mirrortest.Fault{Method: http.MethodHead, Kind: mirrortest.KindBlob, Delay: 20 * time.Millisecond})
 	tags := []string{"1.0", "1", "latest"}
 
 	var wg sync.WaitGroup

@@ -216,36 +216,46 @@ const (
 	backupSide
 )
 
-// explain wraps err from copying src to dst with what a person can do about it. The typed errors
-// above already say it; registry and network errors get advice by kind. The side is guessed
-// from the URL that failed and, when both ends share a host, from the phase (fallback).
+// explain wraps err with what a person can do about it. src and dst are the two ends of a
+// copy; either is nil for a call that talks to one registry only (Resolve, Present). The typed
+// errors above already say what to do; registry and network errors get advice by kind. Which
+// end failed is read from the URL that failed, or is the fallback when both ends share a host
+// and the path does not tell.
 func explain(err error, src, dst name.Reference, fallback side) error {
 	if err == nil {
 		return nil
 	}
 	s := fallback
-	if u := failedURL(err); u != nil {
-		srcHost, dstHost := src.Context().RegistryStr(), dst.Context().RegistryStr()
-		switch {
-		case srcHost != dstHost && hostMatches(u.Host, dstHost):
-			s = backupSide
-		case srcHost != dstHost && hostMatches(u.Host, srcHost):
-			s = sourceSide
-		case srcHost == dstHost && strings.HasPrefix(u.Path, "/v2/"+dst.Context().RepositoryStr()+"/"):
-			s = backupSide
-		case srcHost == dstHost && strings.HasPrefix(u.Path, "/v2/"+src.Context().RepositoryStr()+"/"):
-			s = sourceSide
+	switch {
+	case src == nil:
+		s = backupSide
+	case dst == nil:
+		s = sourceSide
+	default:
+		if u := failedURL(err); u != nil {
+			srcHost, dstHost := src.Context().RegistryStr(), dst.Context().RegistryStr()
+			switch {
+			case srcHost != dstHost && hostMatches(u.Host, dstHost):
+				s = backupSide
+			case srcHost != dstHost && hostMatches(u.Host, srcHost):
+				s = sourceSide
+			case srcHost == dstHost && strings.HasPrefix(u.Path, "/v2/"+dst.Context().RepositoryStr()+"/"):
+				s = backupSide
+			case srcHost == dstHost && strings.HasPrefix(u.Path, "/v2/"+src.Context().RepositoryStr()+"/"):
+				s = sourceSide
+			}
 		}
 	}
-	registry, repo := src.Context().RegistryStr(), src.Context().String()
+	ref := src
 	if s == backupSide {
-		registry, repo = dst.Context().RegistryStr(), dst.Context().String()
+		ref = dst
 	}
+	registry, repo := ref.Context().RegistryStr(), ref.Context().String()
 	var advice string
 	switch Classify(err) {
 	case KindNotFound:
 		if s == sourceSide {
-			advice = fmt.Sprintf("%s does not exist upstream: check the image name and tag (it may have been deleted or retagged)", src)
+			advice = fmt.Sprintf("%s does not exist upstream: check the image name and tag (it may have been deleted or retagged)", ref)
 		} else {
 			advice = fmt.Sprintf("backup registry %s answered not found: check that repository %s may be created there with the push credentials", registry, repo)
 		}

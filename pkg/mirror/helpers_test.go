@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -152,6 +153,13 @@ func head(t *testing.T, r name.Reference) *v1.Descriptor {
 		t.Fatalf("HEAD %s: %v", r, err)
 	}
 	return d
+}
+
+// staticKeychain gives the same basic credentials for every registry.
+type staticKeychain struct{ user, password string }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return &authn.Basic{Username: k.user, Password: k.password}, nil
 }
 
 // fakeClock is a mirror.Clock whose time moves only when told, and whose waits return at once

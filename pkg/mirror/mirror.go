@@ -73,7 +73,7 @@ func (m *Mirror) Resolve(ctx context.Context, ref name.Reference) (Resolved, err
 	ctx, box := withRateLimitBox(ctx)
 	desc, err := remote.Head(ref, m.remoteOptions(ctx, m.o.sourceKeychain)...)
 	if err != nil {
-		return Resolved{RateLimit: box.get()}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref, ref, sourceSide))
+		return Resolved{RateLimit: box.get()}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref, nil, sourceSide))
 	}
 	return Resolved{Digest: desc.Digest, MediaType: desc.MediaType, Size: desc.Size, RateLimit: box.get()}, nil
 }
@@ -89,7 +89,7 @@ func (m *Mirror) Present(ctx context.Context, dst name.Reference, digest v1.Hash
 	m.cacheMiss(dst)
 	desc, err := m.headBackup(ctx, dst)
 	if err != nil {
-		return false, fmt.Errorf("checking %s in the backup registry: %w", dst, explain(err, dst, dst, backupSide))
+		return false, fmt.Errorf("checking %s in the backup registry: %w", dst, explain(err, nil, dst, backupSide))
 	}
 	if desc == nil {
 		return false, nil
