@@ -25,6 +25,9 @@ if [ "$(printf '%s\n%s\n' "$GO_MIN" "$have" | sort -V | head -1)" != "$GO_MIN" ]
 fi
 
 mkdir -p "$ASSETS" || die "cannot create $ASSETS"
+# One build at a time: test packages run in parallel and may each ask for the assets.
+exec 9>"$CACHE/.lock"
+command -v flock >/dev/null && flock 9
 avail_kb=$(df -Pk "$CACHE" | awk 'NR==2 {print $4}')
 need_kb=$((6 * 1024 * 1024))
 
@@ -61,21 +64,18 @@ MOD
   echo "$dir"
 }
 
-build_kube() {
-  local dir; dir=$(mktemp -d)
-  trap 'rm -rf "$dir"' RETURN
+build_kube() (
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
   scratch_module "$dir" k8s.io/kubernetes "$KUBE_VERSION" >/dev/null
-  local minor patch staging
   minor=$(echo "$KUBE_VERSION" | cut -d. -f2); patch=$(echo "$KUBE_VERSION" | cut -d. -f3)
-  local gomod; gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   [ -f "$gomod" ] || die "could not download k8s.io/kubernetes@${KUBE_VERSION} from the module proxy"
   staging=$(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod")
   (
     cd "$dir"
     go mod edit -require="k8s.io/kubernetes@${KUBE_VERSION}"
     for m in $staging; do go mod edit -replace="$m=$m@v0.${minor}.${patch}"; done
-    # Copy the main module's other replace directives (none today, but keep them honoured).
-    go mod tidy >/dev/null 2>&1 || true
     cat > tools.go <<'GO'
 //go:build tools
 
@@ -86,18 +86,17 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-    go mod tidy
     local pkg=k8s.io/component-base/version
     local ld="-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
     ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=${KUBE_VERSION} -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$ASSETS/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$ASSETS/kubectl" k8s.io/kubernetes/cmd/kubectl
+    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ld" -o "$ASSETS/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ld" -o "$ASSETS/kubectl" k8s.io/kubernetes/cmd/kubectl
   )
-}
+)
 
-build_etcd() {
-  local dir; dir=$(mktemp -d)
-  trap 'rm -rf "$dir"' RETURN
+build_etcd() (
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
   scratch_module "$dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" >/dev/null
   (
     cd "$dir"
@@ -109,14 +108,13 @@ package tools
 
 import _ "go.etcd.io/etcd/server/v3"
 GO
-    go mod tidy
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ASSETS/etcd" go.etcd.io/etcd/server/v3
+    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "$ASSETS/etcd" go.etcd.io/etcd/server/v3
   )
-}
+)
 
-build_registry() {
-  local dir; dir=$(mktemp -d)
-  trap 'rm -rf "$dir"' RETURN
+build_registry() (
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
   scratch_module "$dir" github.com/distribution/distribution/v3 "$REGISTRY_VERSION" >/dev/null
   (
     cd "$dir"
@@ -128,10 +126,9 @@ package tools
 
 import _ "github.com/distribution/distribution/v3/cmd/registry"
 GO
-    go mod tidy
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ASSETS/registry" github.com/distribution/distribution/v3/cmd/registry
+    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "$ASSETS/registry" github.com/distribution/distribution/v3/cmd/registry
   )
-}
+)
 
 build registry registry build_registry
 build etcd etcd build_etcd

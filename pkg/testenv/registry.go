@@ -1,0 +1,316 @@
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// RegistryOptions configure a registry started by StartRegistry.
+type RegistryOptions struct {
+	// Name appears in log file names; default "registry".
+	Name string
+	// Auth turns on htpasswd (bcrypt) basic auth with Username and Password.
+	Auth bool
+	// Username and Password for Auth; default "tester" and a random password.
+	Username, Password string
+	// TLS serves HTTPS with a certificate from a CA made for the test (Registry.CA).
+	TLS bool
+}
+
+// Registry is a CNCF distribution registry running as a process on 127.0.0.1.
+type Registry struct {
+	Name     string
+	Host     string // 127.0.0.1:port, what image references use
+	URL      string // http(s)://127.0.0.1:port
+	Username string // empty without auth
+	Password string
+	CA       *CA // nil without TLS
+
+	t         testing.TB
+	bin       string
+	dir       string // configuration, htpasswd and storage: kept across Stop/Start
+	config    string
+	logPath   string
+	accessLog string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// StartRegistry starts a distribution registry and stops it when the test ends.
+func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
+	t.Helper()
+	r, err := newRegistry(t, opts)
+	if err != nil {
+		t.Fatalf("starting registry: %v", err)
+	}
+	t.Cleanup(r.Stop)
+	if err := r.Start(); err != nil {
+		t.Fatalf("starting registry %s: %v", r.Name, err)
+	}
+	return r
+}
+
+func newRegistry(t testing.TB, opts RegistryOptions) (*Registry, error) {
+	assets, err := Assets()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = "registry"
+	}
+	r := &Registry{Name: opts.Name, t: t, bin: filepath.Join(assets, "registry"), dir: t.TempDir()}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	r.Host = fmt.Sprintf("127.0.0.1:%d", port)
+	scheme := "http"
+
+	cfg := map[string]any{
+		"version": "0.1",
+		"log":     map[string]any{"level": "info", "formatter": "text"},
+		"storage": map[string]any{
+			"filesystem": map[string]any{"rootdirectory": filepath.Join(r.dir, "storage")},
+			"delete":     map[string]any{"enabled": true},
+			"maintenance": map[string]any{
+				"uploadpurging": map[string]any{"enabled": false},
+			},
+		},
+		"http": map[string]any{"addr": r.Host, "secret": randomHex(16)},
+	}
+	if opts.TLS {
+		ca, err := NewCA()
+		if err != nil {
+			return nil, err
+		}
+		r.CA = ca
+		certFile, keyFile := filepath.Join(r.dir, "server.crt"), filepath.Join(r.dir, "server.key")
+		if err := os.WriteFile(certFile, ca.ServerCertPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(keyFile, ca.ServerKeyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		cfg["http"].(map[string]any)["tls"] = map[string]any{"certificate": certFile, "key": keyFile}
+		scheme = "https"
+	}
+	if opts.Auth {
+		r.Username, r.Password = opts.Username, opts.Password
+		if r.Username == "" {
+			r.Username = "tester"
+		}
+		if r.Password == "" {
+			r.Password = randomHex(12)
+		}
+		hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), bcrypt.MinCost)
+		if err != nil {
+			return nil, fmt.Errorf("hashing password: %w", err)
+		}
+		htpasswd := filepath.Join(r.dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, fmt.Appendf(nil, "%s:%s\n", r.Username, hash), 0o600); err != nil {
+			return nil, err
+		}
+		cfg["auth"] = map[string]any{"htpasswd": map[string]any{"realm": "image-cloner-test", "path": htpasswd}}
+	}
+	r.URL = scheme + "://" + r.Host
+	// JSON is YAML, and needs no YAML library here.
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	r.config = filepath.Join(r.dir, "config.yml")
+	if err := os.WriteFile(r.config, data, 0o600); err != nil {
+		return nil, err
+	}
+	_, r.logPath = logFile(t, r.Name)
+	_, r.accessLog = logFile(t, r.Name+"-access")
+	return r, nil
+}
+
+// Start starts (or restarts after Stop) the registry process on the same address and storage,
+// and waits until it answers /v2/.
+func (r *Registry) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		return nil
+	}
+	logf, err := os.OpenFile(r.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	accf, err := os.OpenFile(r.accessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		_ = logf.Close()
+		return err
+	}
+	cmd := exec.Command(r.bin, "serve", r.config)
+	cmd.Stdout, cmd.Stderr = accf, logf
+	// No tracing exporter: there is nothing to export to, and it would log connection errors.
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none", "OTEL_SDK_DISABLED=true")
+	// Die with the test binary even if it is killed before its cleanups run.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		_ = accf.Close()
+		return fmt.Errorf("starting %s: %w", r.bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		exited <- cmd.Wait()
+		_ = logf.Close()
+		_ = accf.Close()
+	}()
+	r.cmd = cmd
+
+	client := &http.Client{Timeout: 2 * time.Second, Transport: r.Transport()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := client.Get(r.URL + "/v2/")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			r.cmd = nil
+			return fmt.Errorf("registry exited before it was ready (%v); last log lines:\n%s", err, tail(r.logPath, 20))
+		case <-ctx.Done():
+			return fmt.Errorf("registry did not answer %s/v2/ within 30s; last log lines:\n%s", r.URL, tail(r.logPath, 20))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop kills the registry process; its storage stays, so Start brings the same content back.
+func (r *Registry) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for r.cmd.ProcessState == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-done
+	}
+	r.cmd = nil
+}
+
+// Transport is an http.RoundTripper that trusts the registry's CA when it serves TLS.
+func (r *Registry) Transport() http.RoundTripper {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if r.CA != nil {
+		tr.TLSClientConfig = r.CA.ClientTLSConfig()
+	} else {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return tr
+}
+
+// DockerConfigJSON returns a Docker config.json (the payload of a kubernetes.io/dockerconfigjson
+// Secret) holding the registry's credentials, or no auths without Auth.
+func (r *Registry) DockerConfigJSON() []byte {
+	auths := map[string]any{}
+	if r.Username != "" {
+		auths[r.Host] = map[string]string{
+			"username": r.Username,
+			"password": r.Password,
+			"auth":     base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password)),
+		}
+	}
+	data, _ := json.Marshal(map[string]any{"auths": auths})
+	return data
+}
+
+// Request is one line of the registry's access log.
+type Request struct {
+	Method string
+	Path   string
+	Status int
+}
+
+var accessLine = regexp.MustCompile(`"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) `)
+
+// Requests returns the requests the registry has served so far, from its access log: the count
+// at the registry itself, whatever client made them.
+func (r *Registry) Requests() ([]Request, error) {
+	f, err := os.Open(r.accessLog)
+	if err != nil {
+		return nil, fmt.Errorf("reading access log: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	var out []Request
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		m := accessLine.FindStringSubmatch(s.Text())
+		if m == nil {
+			continue
+		}
+		var status int
+		_, _ = fmt.Sscanf(m[3], "%d", &status)
+		out = append(out, Request{Method: m[1], Path: m[2], Status: status})
+	}
+	return out, s.Err()
+}
+
+// CountRequests counts the requests whose method matches (empty: any) and whose path contains
+// every one of the given fragments, e.g. CountRequests("PUT", "/manifests/").
+func (r *Registry) CountRequests(method string, fragments ...string) (int, error) {
+	reqs, err := r.Requests()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+next:
+	for _, q := range reqs {
+		if method != "" && q.Method != method {
+			continue
+		}
+		for _, f := range fragments {
+			if !strings.Contains(q.Path, f) {
+				continue next
+			}
+		}
+		n++
+	}
+	return n, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
