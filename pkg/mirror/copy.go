@@ -93,10 +93,10 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 	m.cacheMiss(dst)
 
 	// Pin the digest: if the tag moves while we copy, we still copy what we resolved.
-	pinned := src.Context().Digest(digest.String())
+	job := copyJob{src: src, pinned: src.Context().Digest(digest.String()), dst: dst, digest: digest}
 	key := dst.Context().Name() + "@" + digest.String()
 	v, led, err := m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
-		r, err := m.ensure(ctx, pinned, dst, digest)
+		r, err := m.ensure(ctx, job)
 		return flightResult{result: r, dst: dst}, err
 	})
 	if err != nil {
@@ -125,8 +125,17 @@ type flightResult struct {
 	dst    name.Reference
 }
 
+// copyJob is one image to copy.
+type copyJob struct {
+	src    name.Reference // as the caller gave it, for messages
+	pinned name.Digest    // src at the digest it resolved to, what is copied
+	dst    name.Reference
+	digest v1.Hash
+}
+
 // ensure is steps 3 and 4 of Copy, run once per destination repository and digest at a time.
-func (m *Mirror) ensure(ctx context.Context, src name.Digest, dst name.Reference, digest v1.Hash) (Result, error) {
+func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
+	src, dst, digest := job.pinned, job.dst, job.digest
 	desc, err := m.headBackup(ctx, dst)
 	if err != nil {
 		return Result{Digest: digest}, fmt.Errorf("checking the backup: %w", explain(err, nil, dst, backupSide))
@@ -146,7 +155,7 @@ func (m *Mirror) ensure(ctx context.Context, src name.Digest, dst name.Reference
 		m.o.observer.CopyStarted(src, dst)
 	}
 	m.o.logger.Info("Copying image", "source", src.String(), "backup", dst.String(), "digest", digest.String())
-	res, err := m.copyImage(ctx, src, dst, digest)
+	res, err := m.copyImage(ctx, job)
 	if err != nil {
 		return res, err
 	}
@@ -160,7 +169,8 @@ func (m *Mirror) ensure(ctx context.Context, src name.Digest, dst name.Reference
 // with the source's manifests unchanged (so digests are preserved) and layers prepared for
 // cross-repository mounts. A Pusher and a Puller live for one copy only: their internal maps
 // (per repository, per digest) never shrink, so sharing them would leak in a long-running hub.
-func (m *Mirror) copyImage(ctx context.Context, src name.Digest, dst name.Reference, digest v1.Hash) (Result, error) {
+func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
+	src, dst, digest := job.pinned, job.dst, job.digest
 	res := Result{Digest: digest}
 	st := newCopyStats(dst.Context(), m.o.observer)
 	ctx = withStats(ctx, st)
@@ -210,7 +220,7 @@ func (m *Mirror) copyImage(ctx context.Context, src name.Digest, dst name.Refere
 	}
 	if err := pusher.Push(ctx, dst, image); err != nil {
 		if t.schema1 && isManifestRefused(err) {
-			return res, &Schema1Error{Source: src.String(), Target: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
+			return res, &Schema1Error{Source: job.src.String(), Target: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
 		}
 		return res, fmt.Errorf("pushing: %w", explain(err, src, dst, backupSide))
 	}

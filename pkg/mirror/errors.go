@@ -264,7 +264,7 @@ func explain(err error, src, dst name.Reference, fallback side) error {
 			// Docker Hub answers 401 rather than 404 for repositories that do not exist.
 			advice = fmt.Sprintf("%s refused access to %s: check the pull credentials for %s, and that the image exists (some registries answer 401 for missing repositories)", registry, repo, registry)
 		} else {
-			advice = fmt.Sprintf("backup registry %s refused the push credentials: check them and that they may push to %s", registry, repo)
+			advice = fmt.Sprintf("backup registry %s refused the push credentials or needs some: check them and that they may push to %s", registry, repo)
 		}
 	case KindUnreachable:
 		advice = fmt.Sprintf("%s did not answer or failed after retries: check network access (DNS, proxy, firewall, TLS trust) to it and retry later", registry)

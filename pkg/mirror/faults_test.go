@@ -29,9 +29,9 @@ func TestCopy_recoversFromTransientFaults(t *testing.T) {
 		byUploadRestart
 	)
 	for _, tc := range []struct {
-		name  string
-		where int
-		fault mirrortest.Fault
+		name      string
+		where     int
+		fault     mirrortest.Fault
 		retriedBy int
 	}{
 		{"503 on the source manifest HEAD", onSource,
@@ -229,7 +229,7 @@ func TestCopy_errorsSayWhatToDo(t *testing.T) {
 				e.dst.proxy.Add(mirrortest.Fault{Method: http.MethodPost, Kind: mirrortest.KindUpload, Status: 403,
 					Body: `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`})
 			},
-			contains: "refused the push credentials: check them and that they may push to"},
+			contains: "refused the push credentials or needs some: check them and that they may push to"},
 		{name: "backup registry down", src: "library/app:1", badDst: true, kind: mirror.KindUnreachable,
 			contains: "check network access"},
 	} {

@@ -110,10 +110,10 @@ func TestRetryTransport_retriesWhatIsSafeToReplay(t *testing.T) {
 		{name: "404 is an answer", method: http.MethodGet, answers: []func() (*http.Response, error){status(404)},
 			wantCalls: 1, wantStatus: 404},
 		{name: "a refused TLS handshake is not retried", method: http.MethodGet,
-			answers: []func() (*http.Response, error){fail(errors.New("tls: first record does not look like a TLS handshake"))},
+			answers:   []func() (*http.Response, error){fail(errors.New("tls: first record does not look like a TLS handshake"))},
 			wantCalls: 1, wantErr: "tls"},
 		{name: "gives up after the last attempt", method: http.MethodGet,
-			answers: []func() (*http.Response, error){status(503), status(503), status(503), status(503), status(200)},
+			answers:   []func() (*http.Response, error){status(503), status(503), status(503), status(503), status(200)},
 			wantCalls: 4, wantStatus: 503},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
