@@ -33,7 +33,8 @@ type Result struct {
 	// backup registry instead of being uploaded.
 	BytesMounted int64
 	BlobsMounted int
-	// BlobsSkipped counts blobs the destination repository already had.
+	// BlobsSkipped counts blobs found already in the destination repository. (The blobs of a
+	// child manifest that is already there are not looked at, nor counted.)
 	BlobsSkipped int
 	// BlobsForeign counts foreign (non-distributable) layers, which are never copied; see the
 	// package documentation.

@@ -59,6 +59,10 @@ func TestCopy_copiesMultiArchIndexWithAllChildren(t *testing.T) {
 	g.Expect(res.BytesUploaded).To(Equal(blobBytes))
 	g.Expect(res.Size).To(Equal(wantSize + blobBytes))
 	g.Expect(e.events.uploaded).To(Equal(blobBytes))
+	g.Expect(e.events.started).To(Equal(1))
+	g.Expect(e.events.finished).To(Equal(1))
+	g.Expect(e.events.misses).To(Equal(1))
+	g.Expect(e.events.requests).To(Equal(len(e.rec.Requests())), "the Observer hears of every request")
 }
 
 func TestCopy_preservesDigestOfEveryKindOfManifest(t *testing.T) {

@@ -232,3 +232,39 @@ func TestIntegration_findsBackupDeletedFromDistribution(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(d.Digest).To(Equal(digest))
 }
+
+func TestIntegration_recoversFromFaultsInFrontOfDistribution(t *testing.T) {
+	skipIfShort(t)
+	g := NewWithT(t)
+	src := testenv.StartRegistry(t, testenv.RegistryOptions{Name: "source"})
+	dst := testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup", Auth: true})
+	proxy, err := mirrortest.NewFaultProxyTo(dst.URL)
+	g.Expect(err).NotTo(HaveOccurred())
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	proxy.Add(mirrortest.Fault{Method: http.MethodPatch, Kind: mirrortest.KindUpload, Status: http.StatusServiceUnavailable, Times: 1})
+	proxy.Add(mirrortest.Fault{Method: http.MethodPut, Kind: mirrortest.KindUpload, Reset: true, Times: 1})
+	proxy.Add(mirrortest.Fault{Method: http.MethodPut, Kind: mirrortest.KindManifest, Status: http.StatusBadGateway, Times: 1})
+	proxy.Add(mirrortest.Fault{Method: http.MethodHead, Kind: mirrortest.KindBlob, Status: http.StatusTooManyRequests,
+		Header: http.Header{"Retry-After": {"0"}}, Times: 1})
+	srcRef := distRef(t, src, "library/app:1.0")
+	img := randomImage(t, 3)
+	g.Expect(remote.Write(srcRef, img)).To(Succeed())
+	digest, err := img.Digest()
+	g.Expect(err).NotTo(HaveOccurred())
+	dstRef, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/backup/app:1.0")
+	g.Expect(err).NotTo(HaveOccurred())
+	// The proxy's address is another host than the registry's: give it the credentials.
+	m, err := mirror.New(mirror.WithTargetKeychain(basicKeychain(dst.Username, dst.Password)),
+		mirror.WithRetry(4, 10*time.Millisecond, 100*time.Millisecond))
+	g.Expect(err).NotTo(HaveOccurred())
+
+	res, err := m.Copy(ctxT(t), srcRef, dstRef)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Digest).To(Equal(digest))
+	g.Expect(proxy.Injected()).To(Equal(4))
+	d, err := remote.Head(distRef(t, dst, "backup/app:1.0"), remote.WithAuth(&authn.Basic{Username: dst.Username, Password: dst.Password}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(d.Digest).To(Equal(digest))
+}
