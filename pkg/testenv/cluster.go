@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -51,10 +52,13 @@ type Cluster struct {
 	stopped bool
 }
 
-// Scheme returns a scheme with the Kubernetes core types and image-cloner.io/v1alpha1.
+// Scheme returns a scheme with the Kubernetes built-in types, CRDs and image-cloner.io/v1alpha1.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
 		panic(err)
 	}
 	if err := apiv1.AddToScheme(s); err != nil {

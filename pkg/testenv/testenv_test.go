@@ -159,6 +159,24 @@ func TestHarness_startsClustersAndRegistries(t *testing.T) {
 	})
 }
 
+// TestRegistry_servesTLSWithItsOwnCA shows the TLS registry works for a client that trusts the
+// test's CA, and only for one that does.
+func TestRegistry_servesTLSWithItsOwnCA(t *testing.T) {
+	g := NewWithT(t)
+	r := testenv.StartRegistry(t, testenv.RegistryOptions{Name: "tls", TLS: true})
+	g.Expect(r.URL).To(HavePrefix("https://"))
+	img, err := random.Image(256, 1)
+	g.Expect(err).NotTo(HaveOccurred())
+	ref, _ := name.ParseReference(r.Host + "/tls/app:v1")
+	g.Expect(remote.Write(ref, img, remote.WithTransport(r.Transport()), remote.WithContext(t.Context()))).To(Succeed())
+
+	resp, err := http.Get(r.URL + "/v2/")
+	if err == nil {
+		_ = resp.Body.Close()
+	}
+	g.Expect(err).To(MatchError(ContainSubstring("certificate")), "a client without the CA must not trust the registry")
+}
+
 // TestCluster_apiserverRestartKeepsKubeconfig shows a member's API server can be stopped and
 // brought back with the kubeconfigs handed out before still valid (the hub's reconnect tests).
 func TestCluster_apiserverRestartKeepsKubeconfig(t *testing.T) {
