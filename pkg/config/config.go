@@ -1,0 +1,327 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+)
+
+// Keys of the ConfigMap. The first three are the seed's.
+const (
+	KeyBackupRegistry          = "BACKUP_REGISTRY"
+	KeyMaxConcurrentReconciles = "MAX_CONCURRENT_RECONCILES"
+	KeyNamespacesToIgnore      = "NAMESPACES_TO_IGNORE"
+	KeyNamingScheme            = "NAMING_SCHEME"
+	KeyPinDigest               = "PIN_DIGEST"
+	KeyTagRefreshInterval      = "TAG_REFRESH_INTERVAL"
+	KeyVerifyInterval          = "VERIFY_INTERVAL"
+	KeyRegistriesToIgnore      = "REGISTRIES_TO_IGNORE"
+	KeyWebhookMode             = "WEBHOOK_MODE"
+	KeyRewriteMode             = "REWRITE_MODE"
+)
+
+// Defaults of the optional keys.
+const (
+	DefaultMaxConcurrentReconciles = 5
+	DefaultTagRefreshInterval      = time.Hour
+	DefaultVerifyInterval          = time.Hour
+	DefaultWebhookMode             = WebhookWarn
+	DefaultRewriteMode             = RewriteWorkload
+
+	// IgnoreOnlyInstallation is the NAMESPACES_TO_IGNORE value that ignores nothing but the
+	// installation namespace (see the package documentation).
+	IgnoreOnlyInstallation = "-"
+
+	maxConcurrentReconciles = 100
+	minInterval             = time.Second
+	maxInterval             = 30 * 24 * time.Hour
+	// maxValueBytes bounds what a value may hold; the longest legitimate value is a list of
+	// namespaces, far below this.
+	maxValueBytes = 64 * 1024
+)
+
+// DefaultIgnoredNamespaces are ignored when NAMESPACES_TO_IGNORE is missing or blank, besides the
+// installation namespace.
+var DefaultIgnoredNamespaces = []string{"kube-system"}
+
+// WebhookMode is what the agent's validating webhook does with a workload whose images are not
+// backed up yet.
+type WebhookMode string
+
+const (
+	// WebhookEnforce denies the workload (the seed's behaviour).
+	WebhookEnforce WebhookMode = "enforce"
+	// WebhookWarn admits it with a warning.
+	WebhookWarn WebhookMode = "warn"
+)
+
+// RewriteMode is where the agent points images at their backups.
+type RewriteMode string
+
+const (
+	// RewriteWorkload patches the workload's pod template.
+	RewriteWorkload RewriteMode = "workload"
+	// RewritePod rewrites pods at admission and leaves workloads as their owners wrote them.
+	RewritePod RewriteMode = "pod"
+)
+
+// Config is the parsed ConfigMap.
+type Config struct {
+	// BackupRegistry is where copies go, host[/path], as given.
+	BackupRegistry string
+	// NamingScheme lays out backup repositories (flat or nested).
+	NamingScheme imageref.Scheme
+	// Namer names backups under BackupRegistry with NamingScheme.
+	Namer *imageref.Namer
+	// MaxConcurrentReconciles bounds concurrent reconciles and so simultaneous copies.
+	MaxConcurrentReconciles int
+	// IgnoredNamespaces is the sorted set of namespaces never processed, the installation
+	// namespace included.
+	IgnoredNamespaces []string
+	// PinDigest points workloads at backup@digest rather than the backup's tag.
+	PinDigest bool
+	// TagRefreshInterval is how often a mutable tag is re-resolved (one HEAD) to notice it moved.
+	TagRefreshInterval time.Duration
+	// VerifyInterval is how often a backup is checked to still be there (one HEAD).
+	VerifyInterval time.Duration
+	// RegistriesToIgnore is the sorted set of canonical registry hosts whose images are never
+	// copied.
+	RegistriesToIgnore []string
+	// WebhookMode and RewriteMode configure the agent.
+	WebhookMode WebhookMode
+	RewriteMode RewriteMode
+	// Namespace is the installation namespace the ConfigMap was read from.
+	Namespace string
+	// Warnings are things that work but deserve a look, e.g. unknown keys (a typo leaves a
+	// setting at its default).
+	Warnings []string
+}
+
+var knownKeys = []string{
+	KeyBackupRegistry, KeyMaxConcurrentReconciles, KeyNamespacesToIgnore, KeyNamingScheme,
+	KeyPinDigest, KeyTagRefreshInterval, KeyVerifyInterval, KeyRegistriesToIgnore,
+	KeyWebhookMode, KeyRewriteMode,
+}
+
+// Parse reads the data of ConfigMap image-cloner-configuration in namespace, the installation
+// namespace. It returns every problem at once, joined; each names the key, the ConfigMap and
+// what to set. Values are trimmed of surrounding space.
+func Parse(data map[string]string, namespace string) (*Config, error) {
+	p := parser{data: data, where: fmt.Sprintf("ConfigMap %s/%s", namespace, v1alpha1.ConfigMapName)}
+	c := &Config{Namespace: namespace}
+
+	c.NamingScheme = imageref.Flat
+	if v, ok := p.get(KeyNamingScheme); ok && v != "" {
+		s, err := imageref.ParseScheme(v)
+		if err != nil {
+			p.fail(KeyNamingScheme, v, `"flat" or "nested"`)
+		} else {
+			c.NamingScheme = s
+		}
+	}
+
+	switch v, _ := p.get(KeyBackupRegistry); {
+	case v == "":
+		p.errs = append(p.errs, fmt.Errorf("%s is empty: set it in %s", KeyBackupRegistry, p.where))
+	default:
+		n, err := imageref.NewNamer(v, c.NamingScheme)
+		if err != nil {
+			p.errs = append(p.errs, fmt.Errorf("%s %s: %v: set it in %s to a registry host and optional path, e.g. quay.io/acme", KeyBackupRegistry, quote(v), err, p.where))
+		} else {
+			c.BackupRegistry, c.Namer = v, n
+		}
+	}
+
+	c.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
+	if v, ok := p.get(KeyMaxConcurrentReconciles); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxConcurrentReconciles {
+			p.fail(KeyMaxConcurrentReconciles, v, fmt.Sprintf("a whole number from 1 to %d", maxConcurrentReconciles))
+		} else {
+			c.MaxConcurrentReconciles = n
+		}
+	}
+
+	c.IgnoredNamespaces = p.namespaces(namespace)
+
+	c.PinDigest = true
+	if v, ok := p.get(KeyPinDigest); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			p.fail(KeyPinDigest, v, `"true" or "false"`)
+		} else {
+			c.PinDigest = b
+		}
+	}
+
+	c.TagRefreshInterval = p.duration(KeyTagRefreshInterval, DefaultTagRefreshInterval)
+	c.VerifyInterval = p.duration(KeyVerifyInterval, DefaultVerifyInterval)
+	c.RegistriesToIgnore = p.registries()
+
+	c.WebhookMode = DefaultWebhookMode
+	if v, ok := p.get(KeyWebhookMode); ok && v != "" {
+		switch m := WebhookMode(strings.ToLower(v)); m {
+		case WebhookEnforce, WebhookWarn:
+			c.WebhookMode = m
+		default:
+			p.fail(KeyWebhookMode, v, `"enforce" or "warn"`)
+		}
+	}
+	c.RewriteMode = DefaultRewriteMode
+	if v, ok := p.get(KeyRewriteMode); ok && v != "" {
+		switch m := RewriteMode(strings.ToLower(v)); m {
+		case RewriteWorkload, RewritePod:
+			c.RewriteMode = m
+		default:
+			p.fail(KeyRewriteMode, v, `"workload" or "pod"`)
+		}
+	}
+
+	for _, k := range sortedKeys(data) {
+		if !slices.Contains(knownKeys, k) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s has unknown key %s, which is ignored: known keys are %s", p.where, quote(k), strings.Join(knownKeys, ", ")))
+		}
+	}
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return c, nil
+}
+
+// Ignored reports whether workloads in namespace are left alone.
+func (c *Config) Ignored(namespace string) bool {
+	_, found := slices.BinarySearch(c.IgnoredNamespaces, namespace)
+	return found
+}
+
+// RegistryIgnored reports whether images of registry (a canonical host[:port], as in
+// imageref.Reference.Registry) are never copied.
+func (c *Config) RegistryIgnored(registry string) bool {
+	_, found := slices.BinarySearch(c.RegistriesToIgnore, strings.ToLower(registry))
+	return found
+}
+
+type parser struct {
+	data  map[string]string
+	where string
+	errs  []error
+}
+
+// get returns the trimmed value of key and whether the key is there at all.
+func (p *parser) get(key string) (string, bool) {
+	v, ok := p.data[key]
+	if !ok {
+		return "", false
+	}
+	if len(v) > maxValueBytes {
+		p.errs = append(p.errs, fmt.Errorf("%s holds %d bytes, more than any valid value (%d at most): fix it in %s", key, len(v), maxValueBytes, p.where))
+		return "", true
+	}
+	return strings.TrimSpace(v), true
+}
+
+func (p *parser) fail(key, value, want string) {
+	p.errs = append(p.errs, fmt.Errorf("%s is %s: set it in %s to %s", key, quote(value), p.where, want))
+}
+
+func (p *parser) duration(key string, def time.Duration) time.Duration {
+	v, ok := p.get(key)
+	if !ok || v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minInterval || d > maxInterval {
+		p.fail(key, v, fmt.Sprintf("a duration from %s to %s, e.g. 30m or 1h", minInterval, "720h"))
+		return def
+	}
+	return d
+}
+
+func (p *parser) namespaces(installation string) []string {
+	set := []string{installation}
+	v, _ := p.get(KeyNamespacesToIgnore)
+	switch v {
+	case "":
+		set = append(set, DefaultIgnoredNamespaces...)
+	case IgnoreOnlyInstallation:
+	default:
+		for _, ns := range splitList(v) {
+			if ns == IgnoreOnlyInstallation {
+				p.errs = append(p.errs, fmt.Errorf("%s mixes %q with namespaces: set it in %s to either %q alone or a comma separated list of namespaces", KeyNamespacesToIgnore, IgnoreOnlyInstallation, p.where, IgnoreOnlyInstallation))
+				continue
+			}
+			if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+				p.errs = append(p.errs, fmt.Errorf("%s lists %s, which is not a namespace name (%s): fix it in %s", KeyNamespacesToIgnore, quote(ns), errs[0], p.where))
+				continue
+			}
+			set = append(set, ns)
+		}
+	}
+	slices.Sort(set)
+	return slices.Compact(set)
+}
+
+// dockerHubAliases all name Docker Hub, as imageref canonicalises them.
+var dockerHubAliases = []string{"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+func (p *parser) registries() []string {
+	v, _ := p.get(KeyRegistriesToIgnore)
+	var set []string
+	for _, r := range splitList(v) {
+		host := strings.ToLower(r)
+		if slices.Contains(dockerHubAliases, host) {
+			host = imageref.DockerHub
+		}
+		// A registry host is what imageref finds before the first '/' of host/x.
+		ref, err := imageref.Parse(host + "/x")
+		if err != nil || ref.Registry != host || strings.Contains(host, "/") {
+			p.errs = append(p.errs, fmt.Errorf("%s lists %s, which is not a registry host: fix it in %s to hosts like ghcr.io or registry.local:5000, comma separated", KeyRegistriesToIgnore, quote(r), p.where))
+			continue
+		}
+		set = append(set, host)
+	}
+	slices.Sort(set)
+	return slices.Compact(set)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// quote quotes a value for an error message, cut to a readable length, with invalid UTF-8 and
+// control characters escaped.
+func quote(v string) string {
+	const max = 64
+	if len(v) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(v[cut]) {
+			cut--
+		}
+		return strconv.Quote(v[:cut]) + "..."
+	}
+	return strconv.Quote(v)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
