@@ -115,7 +115,3 @@ type ClonedImageList struct {
 func (c *ClonedImage) IsReady() bool {
 	return c.Status.Phase == PhaseReady && c.Status.Backup != "" && c.Status.Digest != ""
 }
-
-func init() {
-	SchemeBuilder.Register(&ClonedImage{}, &ClonedImageList{})
-}
