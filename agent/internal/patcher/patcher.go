@@ -1,0 +1,213 @@
+package patcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/backups"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/workload"
+)
+
+// AddedPullSecretAnnotation marks a workload whose imagePullSecrets entry
+// apiv1.NamespacePullSecretName the patcher added, so RestoreAll removes only what it added.
+const AddedPullSecretAnnotation = "image-cloner.io/added-pull-secret"
+
+// ReasonImagesPatched is the reason of the Normal event recorded on a patched workload.
+const ReasonImagesPatched = "ImagesPatched"
+
+// Reconciler patches one workload kind.
+type Reconciler struct {
+	// Client reads (from the cache) and writes workloads.
+	Client client.Client
+	// Kind is an empty object of the kind reconciled, e.g. &appsv1.Deployment{}.
+	Kind client.Object
+	// Lookup decides which backup each image gets.
+	Lookup *backups.Lookup
+	// Settings returns the current configuration.
+	Settings backups.SettingsFunc
+	// Recorder records the ImagesPatched events; optional.
+	Recorder events.EventRecorder
+}
+
+// SetupWithManager registers the reconciler. The manager's cache must have the
+// backups.SourceIndex on Kind (backups.SetupIndexes).
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Kind == nil || r.Lookup == nil || r.Settings == nil {
+		return errors.New("patcher: Client, Kind, Lookup and Settings must be set")
+	}
+	gvk, err := r.Client.GroupVersionKindFor(r.Kind)
+	if err != nil {
+		return fmt.Errorf("patcher: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("patcher-"+strings.ToLower(gvk.Kind)).
+		For(r.Kind).
+		Watches(&apiv1.ClonedImage{}, handler.EnqueueRequestsFromMapFunc(r.workloadsUsing)).
+		Complete(r)
+}
+
+// workloadsUsing maps a Ready ClonedImage onto the workloads of Kind whose image is its source.
+func (r *Reconciler) workloadsUsing(ctx context.Context, o client.Object) []reconcile.Request {
+	ci, ok := o.(*apiv1.ClonedImage)
+	if !ok || !ci.IsReady() {
+		return nil
+	}
+	list, err := r.newList()
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing workloads")
+		return nil
+	}
+	if err := r.Client.List(ctx, list, client.MatchingFields{backups.SourceIndex: ci.Spec.Source}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing workloads using image", "image", ci.Spec.Source)
+		return nil
+	}
+	var out []reconcile.Request
+	_ = forEach(list, func(obj client.Object) error {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		return nil
+	})
+	return out
+}
+
+func (r *Reconciler) newList() (client.ObjectList, error) {
+	gvk, err := r.Client.GroupVersionKindFor(r.Kind)
+	if err != nil {
+		return nil, err
+	}
+	gvk.Kind += "List"
+	obj, err := r.Client.Scheme().New(gvk)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(client.ObjectList), nil
+}
+
+// Reconcile rewrites the workload's images that have a Ready backup, in one Update carrying
+// the resourceVersion read (optimistic concurrency), re-reading and retrying on conflict.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	s, err := r.Settings(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if s.Ignored(req.Namespace) || s.PodMode() {
+		return reconcile.Result{}, nil
+	}
+	var changed []workload.Ref
+	var obj client.Object
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		obj = r.Kind.DeepCopyObject().(client.Object)
+		if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+			return err
+		}
+		if obj.GetDeletionTimestamp() != nil {
+			changed = nil
+			return nil
+		}
+		var err error
+		changed, err = r.patch(ctx, s, obj)
+		if err != nil || len(changed) == 0 {
+			return err
+		}
+		return r.Client.Update(ctx, obj)
+	})
+	if apierrors.IsNotFound(err) {
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("patching %s: %w", req.NamespacedName, err)
+	}
+	if len(changed) > 0 {
+		images := make([]string, 0, len(changed))
+		for _, c := range changed {
+			images = append(images, c.Key()+"="+c.Image)
+		}
+		log.Info("Patched workload images to their backups", "workload", klog.KObj(obj), "containers", images)
+		if r.Recorder != nil {
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonImagesPatched, "Patch",
+				"Pointed %d container(s) at their backups: %s", len(changed), strings.Join(images, ", "))
+		}
+	}
+	return reconcile.Result{}, nil
+}
+
+// patch rewrites obj in memory and reports what changed.
+func (r *Reconciler) patch(ctx context.Context, s *backups.Settings, obj client.Object) ([]workload.Ref, error) {
+	targets := map[string]string{}
+	for _, img := range workload.Images(obj) {
+		d, err := r.Lookup.Decide(ctx, s, img)
+		if err != nil {
+			if errors.Is(err, imageref.ErrInvalidReference) {
+				continue
+			}
+			return nil, err
+		}
+		if !d.IsBackup && d.Target != "" {
+			targets[img] = d.Target
+		}
+	}
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	changed, err := workload.Rewrite(obj, func(image string) (string, bool) {
+		to, ok := targets[image]
+		return to, ok
+	})
+	if err != nil || len(changed) == 0 {
+		return changed, err
+	}
+	if err := r.addPullSecret(ctx, obj); err != nil {
+		return nil, err
+	}
+	return changed, nil
+}
+
+// addPullSecret references the namespace's pull secret when the agent has pull credentials to
+// copy there (the pullsecrets reconciler keeps the copy).
+func (r *Reconciler) addPullSecret(ctx context.Context, obj client.Object) error {
+	s, err := r.Settings(ctx)
+	if err != nil {
+		return err
+	}
+	src := &corev1.Secret{}
+	err = r.Client.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: apiv1.PullSecretName}, src)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("getting pull credentials: %w", err)
+	}
+	spec, err := workload.PodSpec(obj)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(spec.ImagePullSecrets, func(l corev1.LocalObjectReference) bool {
+		return l.Name == apiv1.NamespacePullSecretName
+	}) {
+		return nil
+	}
+	spec.ImagePullSecrets = append(spec.ImagePullSecrets, corev1.LocalObjectReference{Name: apiv1.NamespacePullSecretName})
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AddedPullSecretAnnotation] = "true"
+	obj.SetAnnotations(ann)
+	return nil
+}

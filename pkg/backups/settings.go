@@ -1,0 +1,74 @@
+package backups
+
+import (
+	"context"
+	"slices"
+
+	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+)
+
+// WebhookMode is what the validating webhook does with a workload whose images are not all
+// backed up.
+type WebhookMode string
+
+const (
+	// Warn admits the workload with an admission warning per image. It is the default: turning
+	// the webhook on can then never stop a deployment, only tell people about it.
+	Warn WebhookMode = "warn"
+	// Enforce denies the workload until every image has a Ready backup.
+	Enforce WebhookMode = "enforce"
+)
+
+// RewriteMode is where the agent points containers at backups.
+type RewriteMode string
+
+const (
+	// RewriteWorkload patches the workloads' specs (and Pods at admission). It is the default:
+	// the change is visible in the workload and survives the webhook being down.
+	RewriteWorkload RewriteMode = "workload"
+	// RewritePod leaves workload specs untouched and rewrites only Pods at admission, for
+	// GitOps users whose Argo CD or Flux would revert a patched workload.
+	RewritePod RewriteMode = "pod"
+)
+
+// Settings is the configuration the patcher, the pull secrets and the webhooks act on.
+type Settings struct {
+	// Namespace is the agent's own namespace; it is never patched nor validated.
+	Namespace string
+	// IgnoredNamespaces are left alone (NAMESPACES_TO_IGNORE).
+	IgnoredNamespaces []string
+	// PinDigest points containers at backup@digest rather than the backup's tag (PIN_DIGEST).
+	PinDigest bool
+	// WebhookMode is Warn or Enforce (WEBHOOK_MODE); empty means Warn.
+	WebhookMode WebhookMode
+	// RewriteMode is RewriteWorkload or RewritePod (REWRITE_MODE); empty means RewriteWorkload.
+	RewriteMode RewriteMode
+	// Namer, when BACKUP_REGISTRY is set, recognises references under the backup registry.
+	Namer *imageref.Namer
+}
+
+// SettingsFunc returns the current settings; the agent reads its ConfigMap through its cache,
+// so a change takes effect on the next reconcile or admission request without a restart.
+type SettingsFunc func(ctx context.Context) (*Settings, error)
+
+// Static returns a SettingsFunc that always returns s.
+func Static(s *Settings) SettingsFunc {
+	return func(context.Context) (*Settings, error) { return s, nil }
+}
+
+// AlwaysExcluded are namespaces no webhook validates or mutates and the patcher never touches,
+// whatever the configuration says: breaking them can break the cluster or the agent itself.
+var AlwaysExcluded = []string{"kube-system", apiv1.DefaultNamespace}
+
+// Ignored reports whether namespace ns is left alone: the agent's own namespace, kube-system,
+// image-cloner-system and NAMESPACES_TO_IGNORE.
+func (s *Settings) Ignored(ns string) bool {
+	return ns == s.Namespace || slices.Contains(AlwaysExcluded, ns) || slices.Contains(s.IgnoredNamespaces, ns)
+}
+
+// Enforcing reports whether the validating webhook denies.
+func (s *Settings) Enforcing() bool { return s.WebhookMode == Enforce }
+
+// PodMode reports whether only Pods are rewritten (GitOps mode).
+func (s *Settings) PodMode() bool { return s.RewriteMode == RewritePod }
