@@ -2,9 +2,15 @@ package backups
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 )
 
@@ -72,3 +78,55 @@ func (s *Settings) Enforcing() bool { return s.WebhookMode == Enforce }
 
 // PodMode reports whether only Pods are rewritten (GitOps mode).
 func (s *Settings) PodMode() bool { return s.RewriteMode == RewritePod }
+
+// FromConfig returns the Settings of a parsed configuration.
+func FromConfig(c *config.Config) *Settings {
+	s := &Settings{
+		Namespace:         c.Namespace,
+		IgnoredNamespaces: c.IgnoredNamespaces,
+		PinDigest:         c.PinDigest,
+		WebhookMode:       Warn,
+		RewriteMode:       RewriteWorkload,
+		Namer:             c.Namer,
+	}
+	if c.WebhookMode == config.WebhookEnforce {
+		s.WebhookMode = Enforce
+	}
+	if c.RewriteMode == config.RewritePod {
+		s.RewriteMode = RewritePod
+	}
+	return s
+}
+
+// Defaults are the Settings of an agent in namespace without a ConfigMap: pkg/config's
+// defaults (warn, workload, digests pinned, kube-system ignored), no backup registry known.
+func Defaults(namespace string) *Settings {
+	return &Settings{
+		Namespace:         namespace,
+		IgnoredNamespaces: config.DefaultIgnoredNamespaces,
+		PinDigest:         true,
+		WebhookMode:       Warn,
+		RewriteMode:       RewriteWorkload,
+	}
+}
+
+// FromConfigMap returns a SettingsFunc that reads ConfigMap image-cloner-configuration in
+// namespace through r (the manager's cache) at every call, so edits apply without a restart.
+// A missing ConfigMap means Defaults; an invalid one is an error naming every problem.
+func FromConfigMap(r client.Reader, namespace string) SettingsFunc {
+	return func(ctx context.Context) (*Settings, error) {
+		cm := &corev1.ConfigMap{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: apiv1.ConfigMapName}, cm)
+		if apierrors.IsNotFound(err) {
+			return Defaults(namespace), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", namespace, apiv1.ConfigMapName, err)
+		}
+		c, err := config.Parse(cm.Data, namespace)
+		if err != nil {
+			return nil, err
+		}
+		return FromConfig(c), nil
+	}
+}
