@@ -228,6 +228,7 @@ func TestCopy_concurrentCallsCopyOnce(t *testing.T) {
 	// Slow down the backup registry's first answer so that the calls overlap.
 	e.dst.proxy.Add(mirrortest.Fault{Method: http.MethodHead, Kind: mirrortest.KindManifest, Delay: 50 * time.Millisecond, Times: 1})
 
+	ctx := ctxT(t)
 	results := make([]mirror.Result, 10)
 	errs := make([]error, 10)
 	var wg sync.WaitGroup
@@ -235,7 +236,7 @@ func TestCopy_concurrentCallsCopyOnce(t *testing.T) {
 	for i := range results {
 		wg.Go(func() {
 			<-start
-			results[i], errs[i] = m.Copy(ctxT(t), src, dst)
+			results[i], errs[i] = m.Copy(ctx, src, dst)
 		})
 	}
 	close(start)
@@ -267,10 +268,12 @@ func TestCopy_concurrentTagsOfOneDigestUploadOnce(t *testing.T) {
 	e.dst.proxy.Add(mirrortest.Fault{Method: http.MethodHead, Kind: mirrortest.KindBlob, Delay: 20 * time.Millisecond})
 	tags := []string{"1.0", "1", "latest"}
 
+	ctx := ctxT(t)
 	var wg sync.WaitGroup
 	errs := make([]error, len(tags))
 	for i, tag := range tags {
-		wg.Go(func() { _, errs[i] = m.Copy(ctxT(t), src, e.dst.ref(t, "backup/app:"+tag)) })
+		dst := e.dst.ref(t, "backup/app:"+tag)
+		wg.Go(func() { _, errs[i] = m.Copy(ctx, src, dst) })
 	}
 	wg.Wait()
 

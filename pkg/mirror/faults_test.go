@@ -274,15 +274,28 @@ func TestCopy_boundsConcurrentCopies(t *testing.T) {
 			tracker := &inflight{}
 			e.rec.Transport = tracker.wrap(e.rec.Transport, e.dst.host)
 			m := e.mirror(mirror.WithMaxConcurrentCopies(tc.maxCopies))
+			ctx := ctxT(t)
 			var wg sync.WaitGroup
-			for _, app := range []string{"one", "two", "three"} {
-				src, _ := e.push("team/"+app+":1", randomImage(t, 2))
+			apps := []string{"one", "two", "three"}
+			errs := make([]error, len(apps))
+			srcs := make([]name.Reference, len(apps))
+			for i, app := range apps {
+				srcs[i], _ = e.push("team/"+app+":1", randomImage(t, 2))
+			}
+			start := make(chan struct{})
+			for i, app := range apps {
+				dst := e.dst.ref(t, "backup/"+app+":1")
 				wg.Go(func() {
-					_, err := m.Copy(ctxT(t), src, e.dst.ref(t, "backup/"+app+":1"))
-					g.Expect(err).NotTo(HaveOccurred())
+					<-start
+					_, errs[i] = m.Copy(ctx, srcs[i], dst)
 				})
 			}
+			close(start)
 			wg.Wait()
+
+			for _, err := range errs {
+				g.Expect(err).NotTo(HaveOccurred())
+			}
 
 			if tc.overlap {
 				g.Expect(tracker.max()).To(BeNumerically(">", 1))
