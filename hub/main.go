@@ -1,14 +1,126 @@
 // Command hub watches the member clusters registered by kubeconfig Secrets, copies the public
 // images their workloads run into the backup registry once for the whole fleet, and records
 // the result as ClonedImages in each member.
+//
+//	hub [flags]                      run the hub (in the hub cluster)
+//	hub register --kubeconfig FILE --name N [--context C] [--hub-kubeconfig F] [--namespace NS]
+//	                                 give the hub least-privilege access to a member
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2/textlogger"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-cloner/image-cloner/hub/internal/app"
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
+	"github.com/image-cloner/image-cloner/pkg/register"
+	"github.com/image-cloner/image-cloner/pkg/registration"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "hub: not yet implemented (see issue 4)")
-	os.Exit(1)
+	if len(os.Args) > 1 && os.Args[1] == "register" {
+		if err := runRegister(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "hub register:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := runHub(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "hub:", err)
+		os.Exit(1)
+	}
+}
+
+func runHub(args []string) error {
+	fs := flag.NewFlagSet("hub", flag.ExitOnError)
+	var o app.Options
+	var qps float64
+	fs.StringVar(&o.Namespace, "namespace", v1alpha1.DefaultNamespace, "the hub's namespace: registration Secrets, ConfigMap image-cloner-configuration, credentials")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint, 0 to disable")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz, 0 to disable")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader among hub replicas (Lease image-cloner-hub in --namespace)")
+	fs.BoolVar(&o.LocalCluster, "local-cluster", false, "also treat the hub's own cluster as member \"local\" (single-cluster setup)")
+	fs.StringVar(&o.PushSecret, "push-secret", config.DefaultPushSecretName, "kubernetes.io/dockerconfigjson Secret in --namespace with the backup registry's push credentials")
+	fs.Float64Var(&qps, "kube-qps", 20, "queries per second of each member cluster's client")
+	fs.IntVar(&o.Clusters.Burst, "kube-burst", 30, "burst of each member cluster's client")
+	fs.DurationVar(&o.Clusters.ProbeInterval, "probe-interval", 10*time.Second, "how often each member's API server is probed")
+	fs.IntVar(&o.Clusters.FailureThreshold, "probe-failure-threshold", 5, "failed probes in a row that disconnect a member")
+	logCfg := textlogger.NewConfig()
+	logCfg.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.Clusters.QPS = float32(qps)
+	ctrl.SetLogger(textlogger.NewLogger(logCfg))
+	o.Log = ctrl.Log.WithName("hub")
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	return app.Run(ctrl.SetupSignalHandler(), cfg, o)
+}
+
+func runRegister(args []string) error {
+	fs := flag.NewFlagSet("hub register", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", "", "the member's kubeconfig (an identity that may create RBAC objects there); required")
+	kctx := fs.String("context", "", "context of --kubeconfig; default its current context")
+	name := fs.String("name", "", "the member's name in the hub; required")
+	hubKubeconfig := fs.String("hub-kubeconfig", "", "kubeconfig of the hub cluster; default $KUBECONFIG or in-cluster")
+	ns := fs.String("namespace", v1alpha1.DefaultNamespace, "the hub's namespace, and the agent's in the member")
+	server := fs.String("server", "", "API server address the hub uses to reach the member; default the one in --kubeconfig")
+	expiration := fs.Duration("token-expiration", register.DefaultTokenExpiration, "lifetime of the minted token (the member's API server may cap it)")
+	capi := fs.Bool("cluster-api", false, "write the Secret in Cluster API's <name>-kubeconfig convention")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kubeconfig == "" || *name == "" {
+		fs.Usage()
+		return fmt.Errorf("--kubeconfig and --name are required")
+	}
+	member, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: *kubeconfig},
+		&clientcmd.ConfigOverrides{CurrentContext: *kctx}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("reading --kubeconfig: %w", err)
+	}
+	hubCfg, err := hubConfig(*hubKubeconfig)
+	if err != nil {
+		return fmt.Errorf("reading the hub's kubeconfig: %w", err)
+	}
+	hub, err := client.New(hubCfg, client.Options{Scheme: app.Scheme()})
+	if err != nil {
+		return err
+	}
+	conv := registration.Label
+	if *capi {
+		conv = registration.ClusterAPI
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := register.Register(ctx, register.Options{
+		Member: member, Name: *name, Namespace: *ns, Server: *server, TokenExpiration: *expiration,
+		Hub: hub, HubNamespace: *ns, Convention: conv,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Registered cluster %q: Secret %s/%s in the hub cluster (ServiceAccount %s/%s in the member)\n", *name, s.Namespace, s.Name, *ns, register.ServiceAccountName)
+	return nil
+}
+
+func hubConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		return ctrl.GetConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", path)
 }

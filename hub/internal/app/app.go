@@ -1,0 +1,162 @@
+// Package app wires the hub together: a controller-runtime manager in the hub cluster with the
+// clusters, settings and images reconcilers, metrics and health checks. hub/main.go parses flags
+// into Options and calls Run; tests call New and start the manager themselves.
+package app
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/hub/internal/images"
+	"github.com/image-cloner/image-cloner/hub/internal/metrics"
+	"github.com/image-cloner/image-cloner/hub/internal/settings"
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
+	"github.com/image-cloner/image-cloner/pkg/mirror"
+)
+
+// Options configure the hub; main.go fills them from flags.
+type Options struct {
+	Namespace              string
+	MetricsBindAddress     string // "0" disables
+	HealthProbeBindAddress string // "0" disables
+	LeaderElection         bool
+	LocalCluster           bool
+	PushSecret             string
+	Clusters               clusters.Options
+	// MetricsRegistry receives the hub's metrics; default controller-runtime's.
+	MetricsRegistry prometheus.Registerer
+	// MirrorOptions are added to the Mirror's (tests: a transport trusting a test CA).
+	MirrorOptions []mirror.Option
+	Log           logr.Logger
+	// SkipNameValidation lets several hubs run in one process (tests): controller-runtime
+	// otherwise refuses a second controller of the same name.
+	SkipNameValidation bool
+}
+
+// Hub is a wired, not yet started, hub.
+type Hub struct {
+	Manager  manager.Manager
+	Clusters *clusters.Registry
+	Settings *settings.Reconciler
+	Images   *images.Reconciler
+	Metrics  *metrics.Metrics
+}
+
+// New builds the hub on the hub cluster cfg points at.
+func New(cfg *rest.Config, o Options) (*Hub, error) {
+	if o.Namespace == "" {
+		o.Namespace = v1alpha1.DefaultNamespace
+	}
+	if o.PushSecret == "" {
+		o.PushSecret = config.DefaultPushSecretName
+	}
+	if o.MetricsBindAddress == "" {
+		o.MetricsBindAddress = "0"
+	}
+	if o.HealthProbeBindAddress == "" {
+		o.HealthProbeBindAddress = "0"
+	}
+	log := o.Log
+	if log.GetSink() == nil {
+		log = ctrl.Log.WithName("hub")
+	}
+	scheme := Scheme()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme,
+		Logger: log,
+		// The hub reads only its own namespace: registration and credential Secrets, the ConfigMap.
+		Cache: cache.Options{
+			DefaultNamespaces: map[string]cache.Config{o.Namespace: {}},
+			DefaultTransform:  cache.TransformStripManagedFields(),
+		},
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              "image-cloner-hub",
+		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Event{}}}},
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: &o.SkipNameValidation},
+	})
+	if err != nil {
+		return nil, err
+	}
+	m, err := metrics.New(o.MetricsRegistry)
+	if err != nil {
+		return nil, err
+	}
+	recorder := mgr.GetEventRecorder("image-cloner-hub")
+	reg := clusters.New(scheme, recorder, log.WithName("clusters"), o.Clusters)
+	reg.OnStateChange(m.ClusterState)
+	if o.LocalCluster {
+		reg.AddLocal(mgr.GetConfig())
+	}
+	h := &Hub{Manager: mgr, Clusters: reg, Metrics: m}
+
+	h.Images = &images.Reconciler{Clusters: reg, Log: log.WithName("images"), Metrics: m.Images()}
+	h.Settings = &settings.Reconciler{
+		Client: mgr.GetClient(), Namespace: o.Namespace, PushSecret: o.PushSecret, Clusters: reg,
+		Recorder: recorder, Log: log.WithName("settings"),
+		MirrorOptions: append([]mirror.Option{mirror.WithObserver(m.Observer()), mirror.WithLogger(log.WithName("mirror"))}, o.MirrorOptions...),
+		OnChange:      func(ctx context.Context) { go h.Images.Resync(ctx) },
+	}
+	h.Images.Settings = func() (*config.Config, images.Copier) {
+		cfg, mi := h.Settings.Current()
+		if cfg == nil || mi == nil {
+			return nil, nil
+		}
+		return cfg, mi
+	}
+	if err := (&clusters.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Registry: reg}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := h.Settings.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := h.Images.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	// Not ready while the configuration is invalid: the probe's body says what to fix.
+	if err := mgr.AddReadyzCheck("configuration", func(*http.Request) error { return h.Settings.Err() }); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Run builds the hub and runs it until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	h, err := New(cfg, o)
+	if err != nil {
+		return err
+	}
+	return h.Manager.Start(ctx)
+}
+
+// Scheme returns the hub's scheme: the Kubernetes types and image-cloner.io/v1alpha1.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}

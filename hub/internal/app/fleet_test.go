@@ -1,0 +1,81 @@
+package app_test
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+)
+
+// TestHub_copiesAnImageOnceForTheWholeFleet registers two members, one per Secret convention,
+// runs the same image in both (a Deployment in one, a DaemonSet in the other), and checks that
+// the backup registry received exactly one copy while each member got a Ready ClonedImage with
+// the source's digest; workloads in ignored namespaces get nothing.
+func TestHub_copiesAnImageOnceForTheWholeFleet(t *testing.T) {
+	g := NewWithT(t)
+	f := startFleet(t, fleetOptions{members: 2})
+	ctx := t.Context()
+	m1, m2 := f.members[0], f.members[1]
+	f.register(m1, registration.Label)
+	f.register(m2, registration.ClusterAPI)
+	f.waitState(m1.Name, clusters.Connected)
+	f.waitState(m2.Name, clusters.Connected)
+	g.Expect(f.status(m2.Name).Convention).To(Equal(registration.ClusterAPI))
+
+	shared, digest := f.seed("team/web:1.0")
+	only, _ := f.seed("team/tool:2.0")
+	ignored, _ := f.seed("team/system:3.0")
+	seeded, err := f.upstream.CountRequests("", "/team/system/")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	ns1, ns2 := namespace(t, m1), namespace(t, m2)
+	g.Expect(m1.Client.Create(ctx, deployment(ns1, "web", shared, only))).To(Succeed())
+	g.Expect(m2.Client.Create(ctx, daemonSet(ns2, "web", shared))).To(Succeed())
+	ensureNamespace(t, m1, "kube-system")
+	g.Expect(m1.Client.Create(ctx, deployment("kube-system", "system", ignored))).To(Succeed())
+
+	src, _ := imageref.Parse(shared)
+	for _, m := range f.members {
+		ci := waitPhase(t, m, shared, v1alpha1.PhaseReady)
+		g.Expect(ci.Spec.Source).To(Equal(src.String()))
+		g.Expect(ci.Status.Digest).To(Equal(digest.String()))
+		g.Expect(ci.Status.Backup).To(HavePrefix(f.backup.Host + "/backups/"))
+		g.Expect(ci.Status.Size).To(BeNumerically(">", 4096))
+		g.Expect(ci.Status.LastVerified).NotTo(BeNil())
+		g.Expect(ci.IsReady()).To(BeTrue())
+	}
+	waitPhase(t, m1, only, v1alpha1.PhaseReady)
+
+	// One manifest PUT for the shared image (a single-platform image has one manifest).
+	sharedBackup := waitPhase(t, m1, shared, v1alpha1.PhaseReady).Status.Backup
+	repo := sharedBackup[len(f.backup.Host):]
+	repo = repo[:len(repo)-len(":1.0")]
+	puts, err := f.backup.CountRequests("PUT", "/v2"+repo+"/manifests/")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(puts).To(Equal(1), "manifest PUTs for %s", repo)
+	testenv.Report(t, "hub: image used in 2 members copied with %d manifest PUT", puts)
+
+	// The ignored image: m2 has no workload using "only", and nobody got the kube-system image.
+	// Both reconciles ran in the same queue as the ones above; to be sure the ignored one was
+	// looked at, wait for an image created after it to be Ready first.
+	later, _ := f.seed("team/later:1")
+	g.Expect(m1.Client.Create(ctx, deployment("kube-system", "later-probe", ignored))).To(Succeed())
+	g.Expect(m1.Client.Create(ctx, deployment(ns1, "later", later))).To(Succeed())
+	waitPhase(t, m1, later, v1alpha1.PhaseReady)
+	for _, c := range []*testenv.Cluster{m1, m2} {
+		ci, err := clonedImage(ctx, c, ignored)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(ci).To(BeNil(), "image in an ignored namespace got a ClonedImage in %s", c.Name)
+	}
+	ci, err := clonedImage(ctx, m2, only)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ci).To(BeNil(), "a member that does not use an image gets no ClonedImage")
+	n, err := f.upstream.CountRequests("", "/team/system/")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(n).To(Equal(seeded), "the hub never asked the upstream registry about the ignored image")
+}

@@ -1,0 +1,235 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-cloner/image-cloner/hub/internal/app"
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+)
+
+const hubNS = v1alpha1.DefaultNamespace
+
+// wait is how long any create-and-wait may take on a busy machine.
+const wait = 90 * time.Second
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(logr.Discard())
+	os.Exit(m.Run())
+}
+
+// fleet is a hub cluster running an in-process hub, member clusters, an anonymous upstream
+// registry and a backup registry with auth.
+type fleet struct {
+	t        *testing.T
+	hub      *testenv.Cluster
+	members  []*testenv.Cluster
+	upstream *testenv.Registry
+	backup   *testenv.Registry
+	h        *app.Hub
+}
+
+type fleetOptions struct {
+	members int
+	// configData is the hub's ConfigMap data; default BACKUP_REGISTRY = the backup registry.
+	configData map[string]string
+	// noPushSecret leaves the push credentials out.
+	noPushSecret bool
+}
+
+func startFleet(t *testing.T, o fleetOptions) *fleet {
+	t.Helper()
+	g := NewWithT(t)
+	f := &fleet{t: t}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); f.upstream = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "upstream"}) }()
+	go func() {
+		defer wg.Done()
+		f.backup = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup", Auth: true})
+	}()
+	names := []string{"hub"}
+	for i := range o.members {
+		names = append(names, fmt.Sprintf("member%d", i+1))
+	}
+	cs := testenv.StartClusters(t, testenv.ClusterOptions{CRDs: true}, names...)
+	wg.Wait()
+	f.hub, f.members = cs[0], cs[1:]
+
+	ctx := t.Context()
+	g.Expect(f.hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hubNS}})).To(Succeed())
+	data := o.configData
+	if data == nil {
+		data = map[string]string{config.KeyBackupRegistry: f.backup.Host + "/backups"}
+	}
+	g.Expect(f.hub.Client.Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: v1alpha1.ConfigMapName}, Data: data,
+	})).To(Succeed())
+	if !o.noPushSecret {
+		g.Expect(f.hub.Client.Create(ctx, f.pushSecret(f.backup.DockerConfigJSON()))).To(Succeed())
+	}
+
+	h, err := app.New(f.hub.Config, app.Options{
+		Namespace: hubNS,
+		Clusters: clusters.Options{
+			ProbeInterval: 250 * time.Millisecond, ProbeTimeout: 2 * time.Second, FailureThreshold: 2,
+			BackoffInitial: 250 * time.Millisecond, BackoffMax: 2 * time.Second,
+		},
+		MetricsRegistry:    prometheus.NewRegistry(),
+		Log:                testr.NewWithOptions(t, testr.Options{Verbosity: 0}),
+		SkipNameValidation: true,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	f.h = h
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Manager.Start(mctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return f
+}
+
+func (f *fleet) pushSecret(dockerConfig []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: config.DefaultPushSecretName},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig},
+	}
+}
+
+// seed writes a random image to the upstream registry and returns its reference and digest.
+func (f *fleet) seed(repoTag string) (string, v1.Hash) {
+	f.t.Helper()
+	g := NewWithT(f.t)
+	img, err := random.Image(2048, 2)
+	g.Expect(err).NotTo(HaveOccurred())
+	ref, err := name.ParseReference(f.upstream.Host + "/" + repoTag)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(remote.Write(ref, img, remote.WithTransport(f.upstream.Transport()))).To(Succeed())
+	d, err := img.Digest()
+	g.Expect(err).NotTo(HaveOccurred())
+	return ref.String(), d
+}
+
+// register registers member with the hub by a Secret in convention conv.
+func (f *fleet) register(member *testenv.Cluster, conv registration.Convention) *corev1.Secret {
+	f.t.Helper()
+	s := member.RegistrationSecret(conv, hubNS)
+	NewWithT(f.t).Expect(f.hub.Client.Create(f.t.Context(), s)).To(Succeed())
+	return s
+}
+
+// status returns the Snapshot entry of cluster, or a zero Status.
+func (f *fleet) status(cluster string) clusters.Status {
+	for _, s := range f.h.Clusters.Snapshot() {
+		if s.Cluster == cluster {
+			return s
+		}
+	}
+	return clusters.Status{}
+}
+
+func (f *fleet) waitState(cluster string, state clusters.State) {
+	f.t.Helper()
+	err := testenv.WaitFor(f.t.Context(), wait, func(context.Context) (bool, error) {
+		return f.status(cluster).State == state, nil
+	})
+	NewWithT(f.t).Expect(err).NotTo(HaveOccurred(), "cluster %s never %s: %+v", cluster, state, f.h.Clusters.Snapshot())
+}
+
+// namespace creates a namespace with a generated name in c.
+func namespace(t *testing.T, c *testenv.Cluster) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
+	NewWithT(t).Expect(c.Client.Create(t.Context(), ns)).To(Succeed())
+	return ns.Name
+}
+
+func ensureNamespace(t *testing.T, c *testenv.Cluster, name string) {
+	t.Helper()
+	err := c.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	NewWithT(t).Expect(client.IgnoreAlreadyExists(err)).To(Succeed())
+}
+
+func podSpec(images ...string) corev1.PodTemplateSpec {
+	spec := corev1.PodSpec{}
+	for i, image := range images {
+		spec.Containers = append(spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i), Image: image})
+	}
+	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}}, Spec: spec}
+}
+
+func deployment(ns, name string, images ...string) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}},
+			Template: podSpec(images...),
+		},
+	}
+}
+
+func daemonSet(ns, name string, images ...string) *appsv1.DaemonSet {
+	return &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}},
+			Template: podSpec(images...),
+		},
+	}
+}
+
+// clonedImage returns the ClonedImage of image in c, or nil.
+func clonedImage(ctx context.Context, c *testenv.Cluster, image string) (*v1alpha1.ClonedImage, error) {
+	ref, err := imageref.Parse(image)
+	if err != nil {
+		return nil, err
+	}
+	ci := &v1alpha1.ClonedImage{}
+	err = c.Client.Get(ctx, client.ObjectKey{Name: imageref.ObjectName(ref)}, ci)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, err
+	}
+	if err != nil {
+		return nil, nil
+	}
+	return ci, nil
+}
+
+// waitPhase waits until image's ClonedImage in c has phase, and returns it.
+func waitPhase(t *testing.T, c *testenv.Cluster, image string, phase v1alpha1.Phase) *v1alpha1.ClonedImage {
+	t.Helper()
+	var ci *v1alpha1.ClonedImage
+	err := testenv.WaitFor(t.Context(), wait, func(ctx context.Context) (bool, error) {
+		var err error
+		ci, err = clonedImage(ctx, c, image)
+		return ci != nil && ci.Status.Phase == phase, err
+	})
+	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "ClonedImage of %s in %s never %s; last: %+v", image, c.Name, phase, ci)
+	return ci
+}

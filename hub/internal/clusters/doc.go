@@ -1,0 +1,19 @@
+// Package clusters keeps the hub connected to its member clusters.
+//
+// A member is registered by a kubeconfig Secret in the hub's namespace (see pkg/registration for
+// the two conventions). The Reconciler turns each such Secret into a connection: creating it
+// connects, changing its kubeconfig (a rotated credential, compared by hash) reconnects, deleting
+// it disconnects. Every connection lives in its own goroutine, so the Reconciler never waits on
+// a member and one slow or unreachable member never delays another.
+//
+// A connection is a controller-runtime cluster.Cluster whose cache holds only the workload kinds
+// and ClonedImages, with managed fields stripped; reads of any other kind go straight to the API
+// server, and Secrets of members are never cached. Its client gets the QPS and burst the hub was
+// given (client-go's default of 5 QPS is too low for a fleet). The connection probes the member's
+// /readyz; after FailureThreshold failures in a row it stops the cache, tells the Listeners, and
+// reconnects with exponential backoff, building a fresh cache (a stopped cache cannot restart).
+//
+// What went wrong is reported three ways, without ever quoting a kubeconfig: a Warning Event on
+// the Secret (reason InvalidKubeconfig or Unreachable, once per change), a log line, and the
+// state returned by Snapshot, which the dashboard shows.
+package clusters

@@ -1,0 +1,315 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/mirror"
+	"github.com/image-cloner/image-cloner/pkg/workload"
+)
+
+// Copier is what the Reconciler needs of a *mirror.Mirror.
+type Copier interface {
+	Copy(ctx context.Context, src, dst name.Reference) (mirror.Result, error)
+	Present(ctx context.Context, dst name.Reference, digest v1.Hash) (bool, error)
+	Forget(dst name.Reference)
+}
+
+// Settings returns the configuration and the copy engine in force; nil, nil while the
+// configuration is invalid, in which case nothing is reconciled until it is fixed.
+type Settings func() (*config.Config, Copier)
+
+// Metrics receives what the Reconciler does; every field is optional.
+type Metrics struct {
+	// CopyWaiting is called with +1 when a reconcile starts waiting on Copy and -1 when Copy
+	// returns.
+	CopyWaiting func(delta int)
+	// Failed is called with the condition reason of every failed image.
+	Failed func(reason string)
+}
+
+// Reconciler reconciles one image across the fleet. Set the exported fields, then call
+// SetupWithManager, and register it with the clusters.Registry as a Listener.
+type Reconciler struct {
+	Clusters *clusters.Registry
+	Settings Settings
+	Log      logr.Logger
+	Metrics  Metrics
+	// Workers is how many images are reconciled at once; default 20. Copies themselves are
+	// bounded by the Mirror (MAX_CONCURRENT_RECONCILES); workers mostly wait on HEADs.
+	Workers int
+	// CopyTimeout bounds one Copy; default 30m.
+	CopyTimeout time.Duration
+	// Now tells the time; default time.Now.
+	Now func() time.Time
+
+	source *fleetSource
+}
+
+// SetupWithManager checks the dependencies and registers the controller "images" with mgr.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clusters == nil || r.Settings == nil {
+		return errors.New("images.Reconciler needs Clusters and Settings")
+	}
+	if r.Workers == 0 {
+		r.Workers = 20
+	}
+	if r.CopyTimeout == 0 {
+		r.CopyTimeout = 30 * time.Minute
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	r.source = newFleetSource()
+	r.Clusters.AddListener(r)
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("images").
+		WatchesRawSource(r.source).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: r.Workers,
+			// Failed copies are retried from 2s up to 10 minutes apart.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](2*time.Second, 10*time.Minute),
+		}).
+		Complete(r)
+}
+
+// Resync enqueues every image used in every connected member, e.g. after the configuration
+// changed.
+func (r *Reconciler) Resync(ctx context.Context) {
+	if r.source == nil {
+		return
+	}
+	q := r.source.wait(ctx)
+	if q == nil {
+		return
+	}
+	for _, m := range r.Clusters.Members() {
+		for _, obj := range clusters.CachedKinds() {
+			list, err := listFor(m.Cluster.GetScheme(), obj)
+			if err != nil {
+				continue
+			}
+			if err := m.Cluster.GetClient().List(ctx, list); err != nil {
+				r.Log.Error(err, "Listing for resync", "cluster", m.Name)
+				continue
+			}
+			for _, o := range objects(list) {
+				for _, req := range mapToImages(ctx, o) {
+					q.Add(req)
+				}
+			}
+		}
+	}
+}
+
+// user is a member that uses the image: its workloads (outside ignored namespaces) and its
+// ClonedImage, if any.
+type user struct {
+	member    *clusters.Member
+	workloads []client.Object
+	current   *v1alpha1.ClonedImage // nil when the member has none yet
+}
+
+// Reconcile makes sure the image req.Name is backed up and recorded in every member using it.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cfg, copier := r.Settings()
+	if cfg == nil {
+		// The settings reconciler reports the problem and resyncs once it is fixed.
+		return ctrl.Result{}, nil
+	}
+	src, err := imageref.Parse(req.Name)
+	if err != nil || src.String() != req.Name {
+		return ctrl.Result{}, nil
+	}
+	log := r.Log.WithValues("image", req.Name)
+	ctx = logr.NewContext(ctx, log)
+	if cfg.Namer.IsBackup(src) || cfg.RegistryIgnored(src.Registry) {
+		return ctrl.Result{}, nil
+	}
+	users, err := r.users(ctx, cfg, src)
+	if err != nil || len(users) == 0 {
+		return ctrl.Result{}, err
+	}
+	backup, err := cfg.Namer.Backup(src)
+	if err != nil {
+		return ctrl.Result{}, r.fail(ctx, users, src, "", v1alpha1.ReasonInvalidReference, err)
+	}
+	backup = backup.WithDigest("") // copies are tagged: registries such as quay.io collect untagged manifests
+	if wait, ok := r.upToDate(cfg, src, backup, users); ok {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	return r.backUp(ctx, cfg, copier, src, backup, users)
+}
+
+// users finds the connected members whose workloads use src, or which have a ClonedImage for it.
+func (r *Reconciler) users(ctx context.Context, cfg *config.Config, src imageref.Reference) ([]*user, error) {
+	var out []*user
+	var errs []error
+	objName := imageref.ObjectName(src)
+	for _, m := range r.Clusters.Members() {
+		u := &user{member: m}
+		c := m.Cluster.GetClient()
+		for _, kind := range workload.Kinds() {
+			list, err := listFor(m.Cluster.GetScheme(), kind)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.List(ctx, list, client.MatchingFields{IndexImages: src.String()}); err != nil {
+				errs = append(errs, fmt.Errorf("cluster %s: %w", m.Name, err))
+				continue
+			}
+			for _, o := range objects(list) {
+				if !cfg.Ignored(o.GetNamespace()) {
+					u.workloads = append(u.workloads, o)
+				}
+			}
+		}
+		ci := &v1alpha1.ClonedImage{}
+		switch err := c.Get(ctx, client.ObjectKey{Name: objName}, ci); {
+		case err == nil:
+			u.current = ci
+		case client.IgnoreNotFound(err) != nil:
+			errs = append(errs, fmt.Errorf("cluster %s: %w", m.Name, err))
+		}
+		if len(u.workloads) > 0 || u.current != nil {
+			out = append(out, u)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// upToDate reports whether every user has a Ready ClonedImage for backup verified recently
+// enough, and when to look again.
+func (r *Reconciler) upToDate(cfg *config.Config, src, backup imageref.Reference, users []*user) (time.Duration, bool) {
+	interval := r.interval(cfg, src)
+	var oldest time.Time
+	for _, u := range users {
+		ci := u.current
+		if ci == nil || !ci.IsReady() || ci.Status.Backup != backup.String() || ci.Status.LastVerified == nil {
+			return 0, false
+		}
+		if t := ci.Status.LastVerified.Time; oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	age := r.Now().Sub(oldest)
+	if age >= interval {
+		return 0, false
+	}
+	return interval - age, true
+}
+
+// interval is how long a verified backup of src is trusted: VERIFY_INTERVAL, or
+// TAG_REFRESH_INTERVAL if shorter and src is a tag that can move.
+func (r *Reconciler) interval(cfg *config.Config, src imageref.Reference) time.Duration {
+	if src.Digest == "" {
+		return min(cfg.VerifyInterval, cfg.TagRefreshInterval)
+	}
+	return cfg.VerifyInterval
+}
+
+// backUp copies src to backup and records the outcome in every user.
+func (r *Reconciler) backUp(ctx context.Context, cfg *config.Config, copier Copier, src, backup imageref.Reference, users []*user) (ctrl.Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	srcName, err := name.ParseReference(src.String())
+	if err != nil {
+		return ctrl.Result{}, r.fail(ctx, users, src, backup.String(), v1alpha1.ReasonInvalidReference, err)
+	}
+	dstName, err := name.ParseReference(backup.String())
+	if err != nil {
+		return ctrl.Result{}, r.fail(ctx, users, src, backup.String(), v1alpha1.ReasonInvalidReference, err)
+	}
+	verifyDue := false
+	for _, u := range users {
+		if u.current != nil && u.current.IsReady() && (u.current.Status.LastVerified == nil || r.Now().Sub(u.current.Status.LastVerified.Time) >= cfg.VerifyInterval) {
+			verifyDue = true
+		}
+	}
+	if verifyDue {
+		// The backup may have been pruned: ask the registry, not the Mirror's memory.
+		copier.Forget(dstName)
+	}
+	if err := r.markCloning(ctx, src, backup.String(), users); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	log.V(1).Info("Backing up image", "backup", backup.String())
+	if r.Metrics.CopyWaiting != nil {
+		r.Metrics.CopyWaiting(1)
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.CopyTimeout)
+	res, err := copier.Copy(cctx, srcName, dstName)
+	cancel()
+	if r.Metrics.CopyWaiting != nil {
+		r.Metrics.CopyWaiting(-1)
+	}
+	if err != nil {
+		reason := reasonFor(err, backup.Registry)
+		if reason != v1alpha1.ReasonBackupUnreachable && r.backupStillGood(ctx, copier, dstName, users) {
+			// The source is gone or unreachable but the backup is there: that is what backups
+			// are for. Stay Ready, say what happened, and look again after the interval.
+			if err := r.markSourceProblem(ctx, src, reason, err, users); err != nil {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{RequeueAfter: r.interval(cfg, src)}, nil
+		}
+		ferr := r.fail(ctx, users, src, backup.String(), reason, err)
+		var rl *mirror.RateLimitedError
+		if errors.As(err, &rl) && rl.RetryAfter > 0 && ferr == nil {
+			return ctrl.Result{RequeueAfter: rl.RetryAfter}, nil
+		}
+		if ferr != nil {
+			return ctrl.Result{}, ferr
+		}
+		// The error goes back to the queue, which retries with backoff.
+		return ctrl.Result{}, fmt.Errorf("backing up %s: %w", src, err)
+	}
+	if !res.Shared && !res.CacheHit && !res.AlreadyPresent {
+		log.V(1).Info("Backed up image", "backup", backup.String(), "digest", res.Digest.String(), "bytesUploaded", res.BytesUploaded, "bytesMounted", res.BytesMounted)
+	}
+	if err := r.markReady(ctx, src, backup.String(), res, users); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.interval(cfg, src)}, nil
+}
+
+// reasonFor maps a Mirror error onto a Ready condition reason.
+func reasonFor(err error, backupRegistry string) string {
+	switch mirror.Classify(err) {
+	case mirror.KindNotFound:
+		if failedHost(err) == backupRegistry {
+			return v1alpha1.ReasonBackupUnreachable
+		}
+		return v1alpha1.ReasonSourceNotFound
+	case mirror.KindUnauthorized:
+		return v1alpha1.ReasonAuthenticationError
+	case mirror.KindRateLimited:
+		return v1alpha1.ReasonRateLimited
+	case mirror.KindUnreachable:
+		if failedHost(err) == backupRegistry {
+			return v1alpha1.ReasonBackupUnreachable
+		}
+		return v1alpha1.ReasonSourceUnreachable
+	case mirror.KindSchema1:
+		return v1alpha1.ReasonSchema1Refused
+	case mirror.KindDigestMismatch:
+		return v1alpha1.ReasonDigestMismatch
+	default:
+		return v1alpha1.ReasonCopyFailed
+	}
+}

@@ -1,0 +1,241 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/mirror"
+)
+
+// SourceCondition is the condition type that says whether the source could be checked; it is
+// False, with the reason, when a Ready backup's source could not be resolved.
+const SourceCondition = "SourceAvailable"
+
+// Event reasons on workloads.
+const (
+	ReasonBackupFailed = "BackupFailed"
+)
+
+// maxMessage bounds condition messages; registry errors can be long.
+const maxMessage = 2048
+
+// markCloning creates the ClonedImage of members that have none, and marks new ones
+// (no phase, or Pending from the agent) Cloning.
+func (r *Reconciler) markCloning(ctx context.Context, src imageref.Reference, backup string, users []*user) error {
+	var errs []error
+	for _, u := range users {
+		if u.current != nil && u.current.Status.Phase != "" && u.current.Status.Phase != v1alpha1.PhasePending {
+			continue
+		}
+		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+			st.Phase = v1alpha1.PhaseCloning
+			st.Backup = backup
+			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonCloning, "copying "+src.String()+" to "+backup)
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+// markReady records a successful Copy: the backup holds the source's digest.
+func (r *Reconciler) markReady(ctx context.Context, src imageref.Reference, backup string, res mirror.Result, users []*user) error {
+	now := metav1.NewTime(r.Now())
+	reason := v1alpha1.ReasonCopied
+	if res.AlreadyPresent || res.CacheHit {
+		reason = v1alpha1.ReasonAlreadyPresent
+	}
+	var errs []error
+	for _, u := range users {
+		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+			size := res.Size
+			if st.Digest == res.Digest.String() && st.Size > size {
+				// A cache hit or a HEAD only sees the top manifest; keep what the copy counted.
+				size = st.Size
+			}
+			st.Phase = v1alpha1.PhaseReady
+			st.Backup = backup
+			st.Digest = res.Digest.String()
+			st.Size = size
+			st.LastVerified = &now
+			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, reason, fmt.Sprintf("%s is backed up as %s@%s", src, backup, res.Digest))
+			meta.RemoveStatusCondition(&st.Conditions, SourceCondition)
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+// backupStillGood reports whether every user had a Ready backup that the backup registry still
+// holds, with its digest.
+func (r *Reconciler) backupStillGood(ctx context.Context, copier Copier, dst name.Reference, users []*user) bool {
+	digest := ""
+	for _, u := range users {
+		if u.current == nil || !u.current.IsReady() || (digest != "" && u.current.Status.Digest != digest) {
+			return false
+		}
+		digest = u.current.Status.Digest
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return false
+	}
+	copier.Forget(dst)
+	ok, err := copier.Present(ctx, dst, h)
+	return err == nil && ok
+}
+
+// markSourceProblem keeps Ready backups Ready, verified now, with a condition saying the source
+// could not be checked.
+func (r *Reconciler) markSourceProblem(ctx context.Context, src imageref.Reference, reason string, cause error, users []*user) error {
+	now := metav1.NewTime(r.Now())
+	var errs []error
+	for _, u := range users {
+		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+			st.LastVerified = &now
+			setCondition(st, gen, SourceCondition, metav1.ConditionFalse, reason, "the backup is intact, but the source could not be checked for a new digest: "+cut(cause.Error()))
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+// fail records a failed backup in every user and, when the failure is new, a Warning Event on
+// the workloads using the image.
+func (r *Reconciler) fail(ctx context.Context, users []*user, src imageref.Reference, backup, reason string, cause error) error {
+	log := logr.FromContextOrDiscard(ctx)
+	msg := cut(cause.Error())
+	log.Error(cause, "Backing up image failed", "reason", reason)
+	if r.Metrics.Failed != nil {
+		r.Metrics.Failed(reason)
+	}
+	var errs []error
+	for _, u := range users {
+		isNew := u.current == nil || u.current.Status.Phase != v1alpha1.PhaseFailed || readyReason(u.current) != reason
+		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+			st.Phase = v1alpha1.PhaseFailed
+			if backup != "" {
+				st.Backup = backup
+			}
+			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
+		}))
+		if isNew && u.member.Recorder != nil {
+			for _, w := range u.workloads {
+				u.member.Recorder.Eventf(w, nil, corev1.EventTypeWarning, ReasonBackupFailed, "BackUp", "image %s cannot be backed up (%s): %s", src, reason, msg)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// write creates the member's ClonedImage if it has none, then patches its status with mutate.
+func (r *Reconciler) write(ctx context.Context, u *user, src imageref.Reference, mutate func(*v1alpha1.ClonedImageStatus, int64)) error {
+	c := u.member.Cluster.GetClient()
+	if u.current == nil {
+		ci := &v1alpha1.ClonedImage{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:   imageref.ObjectName(src),
+				Labels: map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue},
+			},
+			Spec: v1alpha1.ClonedImageSpec{Source: src.String()},
+		}
+		err := c.Create(ctx, ci)
+		if apierrors.IsAlreadyExists(err) {
+			err = u.member.Cluster.GetAPIReader().Get(ctx, client.ObjectKeyFromObject(ci), ci)
+		}
+		if err != nil {
+			return fmt.Errorf("cluster %s: creating ClonedImage %s: %w", u.member.Name, ci.Name, err)
+		}
+		u.current = ci
+	}
+	updated := u.current.DeepCopy()
+	mutate(&updated.Status, updated.Generation)
+	updated.Status.ObservedGeneration = updated.Generation
+	if equalStatus(&u.current.Status, &updated.Status) {
+		return nil
+	}
+	if err := c.Status().Patch(ctx, updated, client.MergeFromWithOptions(u.current, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("cluster %s: updating ClonedImage %s: %w", u.member.Name, updated.Name, err)
+	}
+	u.current = updated
+	return nil
+}
+
+func equalStatus(a, b *v1alpha1.ClonedImageStatus) bool {
+	return apiequality(a, b)
+}
+
+func setCondition(st *v1alpha1.ClonedImageStatus, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+func readyReason(ci *v1alpha1.ClonedImage) string {
+	if c := meta.FindStatusCondition(ci.Status.Conditions, v1alpha1.ReadyCondition); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+func cut(s string) string {
+	if len(s) > maxMessage {
+		return s[:maxMessage] + "..."
+	}
+	return s
+}
+
+// failedHost returns the registry host of the request that failed, if err carries one.
+func failedHost(err error) string {
+	var te *transport.Error
+	if errors.As(err, &te) && te.Request != nil && te.Request.URL != nil {
+		return te.Request.URL.Host
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			return u.Host
+		}
+	}
+	return ""
+}
+
+// listFor returns an empty list for obj's kind.
+func listFor(scheme *runtime.Scheme, obj client.Object) (client.ObjectList, error) {
+	gvk, err := apiutil.GVKForObject(obj, scheme)
+	if err != nil {
+		return nil, err
+	}
+	o, err := scheme.New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	if err != nil {
+		return nil, err
+	}
+	return o.(client.ObjectList), nil
+}
+
+// objects returns the items of list.
+func objects(list client.ObjectList) []client.Object {
+	var out []client.Object
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		if co, ok := o.(client.Object); ok {
+			out = append(out, co)
+		}
+		return nil
+	})
+	return out
+}
+
+func apiequality(a, b *v1alpha1.ClonedImageStatus) bool {
+	return equality.Semantic.DeepEqual(a, b)
+}

@@ -1,0 +1,119 @@
+// Package metrics defines the hub's Prometheus metrics, registered on controller-runtime's
+// registry (served on --metrics-bind-address), and the hooks that feed them: a mirror.Observer
+// for copies and bytes, the clusters.Registry's state changes, and the image reconciler's.
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/hub/internal/images"
+	"github.com/image-cloner/image-cloner/pkg/mirror"
+)
+
+// Metrics are the hub's collectors.
+type Metrics struct {
+	ClusterConnected *prometheus.GaugeVec
+	Copies           *prometheus.CounterVec
+	BytesUploaded    prometheus.Counter
+	BytesMounted     prometheus.Counter
+	DedupeHits       prometheus.Counter
+	CopyQueueDepth   prometheus.Gauge
+	CopiesInFlight   prometheus.Gauge
+	Errors           *prometheus.CounterVec
+}
+
+// New makes the collectors and registers them with reg (controller-runtime's metrics.Registry
+// when nil).
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	m := &Metrics{
+		ClusterConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "image_cloner_cluster_connected", Help: "1 when the hub is connected to the member cluster, else 0."}, []string{"cluster"}),
+		Copies:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "image_cloner_copies_total", Help: "Copy calls by result: copied, present (the backup registry had it), cached (the presence cache answered), shared (joined another call's copy), failed."}, []string{"result"}),
+		BytesUploaded:    prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_bytes_uploaded_total", Help: "Bytes of blobs uploaded to the backup registry."}),
+		BytesMounted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_bytes_mounted_total", Help: "Bytes of blobs mounted across repositories of the backup registry instead of uploaded."}),
+		DedupeHits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_dedupe_hits_total", Help: "Copy calls answered without moving content: presence cache hits and shared copies."}),
+		CopyQueueDepth:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "image_cloner_copy_queue_depth", Help: "Images waiting for a copy slot or a lookup (MAX_CONCURRENT_RECONCILES bounds copies)."}),
+		CopiesInFlight:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "image_cloner_copies_in_flight", Help: "Copies moving content right now."}),
+		Errors:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "image_cloner_errors_total", Help: "Failed image backups by condition reason."}, []string{"reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.ClusterConnected, m.Copies, m.BytesUploaded, m.BytesMounted, m.DedupeHits, m.CopyQueueDepth, m.CopiesInFlight, m.Errors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Observer feeds the copy metrics from a Mirror.
+func (m *Metrics) Observer() mirror.Observer {
+	// CopyStarted is called only for calls that move content; count them per source and
+	// backup so that CopyFinished only decrements what was started.
+	var mu sync.Mutex
+	started := map[string]int{}
+	return mirror.Observer{
+		CopyStarted: func(src, dst name.Reference) {
+			mu.Lock()
+			started[src.String()+" "+dst.String()]++
+			mu.Unlock()
+			m.CopiesInFlight.Inc()
+		},
+		CopyFinished: func(src, dst name.Reference, res mirror.Result, err error, _ time.Duration) {
+			switch {
+			case err != nil:
+				m.Copies.WithLabelValues("failed").Inc()
+			case res.Shared:
+				m.Copies.WithLabelValues("shared").Inc()
+				m.DedupeHits.Inc()
+			case res.CacheHit:
+				m.Copies.WithLabelValues("cached").Inc()
+				m.DedupeHits.Inc()
+			case res.AlreadyPresent:
+				m.Copies.WithLabelValues("present").Inc()
+			default:
+				m.Copies.WithLabelValues("copied").Inc()
+			}
+			k := src.String() + " " + dst.String()
+			mu.Lock()
+			was := started[k] > 0 && !res.Shared
+			if was {
+				if started[k]--; started[k] == 0 {
+					delete(started, k)
+				}
+			}
+			mu.Unlock()
+			if was {
+				m.CopiesInFlight.Dec()
+			}
+		},
+		BytesUploaded: func(n int64) { m.BytesUploaded.Add(float64(n)) },
+		BytesMounted:  func(n int64) { m.BytesMounted.Add(float64(n)) },
+	}
+}
+
+// ClusterState records a member's connection state.
+func (m *Metrics) ClusterState(s clusters.Status) {
+	if s.Cluster == "" {
+		return
+	}
+	v := 0.0
+	if s.State == clusters.Connected {
+		v = 1
+	}
+	m.ClusterConnected.WithLabelValues(s.Cluster).Set(v)
+}
+
+// Images returns the image reconciler's hooks.
+func (m *Metrics) Images() images.Metrics {
+	return images.Metrics{
+		CopyWaiting: func(d int) { m.CopyQueueDepth.Add(float64(d)) },
+		Failed:      func(reason string) { m.Errors.WithLabelValues(reason).Inc() },
+	}
+}
