@@ -66,7 +66,10 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 	f := &fleet{t: t}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); f.upstream = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "upstream"}) }()
+	go func() {
+		defer wg.Done()
+		f.upstream = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "upstream"})
+	}()
 	go func() {
 		defer wg.Done()
 		f.backup = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup", Auth: true})
