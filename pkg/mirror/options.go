@@ -13,18 +13,24 @@ import (
 
 // Defaults of the options below.
 const (
-	DefaultJobs                 = 4
-	DefaultMaxConcurrentCopies  = 5
-	DefaultCacheSize            = 4096
-	DefaultCacheTTL             = 10 * time.Minute
-	DefaultRequestTimeout       = 2 * time.Minute
-	DefaultRetryMaxAttempts     = 5
-	DefaultRetryBaseDelay       = 500 * time.Millisecond
-	DefaultRetryMaxDelay        = 30 * time.Second
-	defaultUserAgent            = "image-cloner"
-	defaultBlobIndexSizeFactor  = 4
-	defaultRetryJitterFraction  = 0.5
+	DefaultJobs                = 4
+	DefaultMaxConcurrentCopies = 5
+	DefaultCacheSize           = 4096
+	DefaultCacheTTL            = 10 * time.Minute
+	DefaultRequestTimeout      = 2 * time.Minute
+	DefaultRetryMaxAttempts    = 5
+	DefaultRetryBaseDelay      = 500 * time.Millisecond
+	DefaultRetryMaxDelay       = 30 * time.Second
+)
+
+const (
+	defaultUserAgent = "image-cloner"
+	// The blob index holds this many digests per presence cache entry: images have a few
+	// blobs each.
+	defaultBlobIndexSizeFactor = 4
+	// Backoff doubles per attempt; the upper half of each wait is random.
 	defaultRetryBackoffMultiple = 2
+	defaultRetryJitterFraction  = 0.5
 )
 
 // Option configures a Mirror made by New.
@@ -108,8 +114,9 @@ func WithTargetKeychain(k authn.Keychain) Option {
 	}
 }
 
-// WithJobs sets how many blobs one copy transfers at the same time (per manifest of a multi-arch
-// index).
+// WithJobs sets how many blobs one copy transfers at the same time: every upload streams from
+// a source download, and a copy's downloads are limited to n. (Existence checks and mounts, which
+// move no data, may run n at a time for each of n manifests of a multi-arch index.)
 //
 // The default is 4.
 func WithJobs(n int) Option {
