@@ -51,8 +51,9 @@ type Registry struct {
 	logPath   string
 	accessLog string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan error // closed over the process's exit; nil when not running
 }
 
 // StartRegistry starts a distribution registry and stops it when the test ends.
@@ -176,11 +177,13 @@ func (r *Registry) Start() error {
 	}
 	exited := make(chan error, 1)
 	go func() {
-		exited <- cmd.Wait()
+		err := cmd.Wait()
 		_ = logf.Close()
 		_ = accf.Close()
+		exited <- err
+		close(exited)
 	}()
-	r.cmd = cmd
+	r.cmd, r.exited = cmd, exited
 
 	client := &http.Client{Timeout: 2 * time.Second, Transport: r.Transport()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -195,7 +198,7 @@ func (r *Registry) Start() error {
 		}
 		select {
 		case err := <-exited:
-			r.cmd = nil
+			r.cmd, r.exited = nil, nil
 			return fmt.Errorf("registry exited before it was ready (%v); last log lines:\n%s", err, tail(r.logPath, 20))
 		case <-ctx.Done():
 			return fmt.Errorf("registry did not answer %s/v2/ within 30s; last log lines:\n%s", r.URL, tail(r.logPath, 20))
@@ -212,20 +215,13 @@ func (r *Registry) Stop() {
 		return
 	}
 	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for r.cmd.ProcessState == nil {
-			time.Sleep(20 * time.Millisecond)
-		}
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-r.exited:
 	case <-time.After(5 * time.Second):
 		_ = r.cmd.Process.Kill()
-		<-done
+		<-r.exited
 	}
-	r.cmd = nil
+	r.cmd, r.exited = nil, nil
 }
 
 // Transport is an http.RoundTripper that trusts the registry's CA when it serves TLS.
