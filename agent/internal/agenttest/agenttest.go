@@ -38,8 +38,8 @@ func EnsureNamespace(ctx context.Context, c client.Client, name string) error {
 	return nil
 }
 
-// ClonedImage creates the ClonedImage for image in the given phase; a Ready one gets backup
-// and Digest. It returns the object as created.
+// ClonedImage creates (or, when the agent created it, takes) the ClonedImage for image and sets
+// the given phase; a Ready one gets backup and Digest.
 func ClonedImage(ctx context.Context, c client.Client, image string, phase apiv1.Phase, backup string) (*apiv1.ClonedImage, error) {
 	ref, err := imageref.Parse(image)
 	if err != nil {
@@ -49,7 +49,12 @@ func ClonedImage(ctx context.Context, c client.Client, image string, phase apiv1
 		ObjectMeta: metav1.ObjectMeta{Name: imageref.ObjectName(ref)},
 		Spec:       apiv1.ClonedImageSpec{Source: ref.String()},
 	}
-	if err := c.Create(ctx, ci); err != nil {
+	err = c.Create(ctx, ci)
+	if apierrors.IsAlreadyExists(err) {
+		// The agent's webhook requested it: the hub's part is the status.
+		err = c.Get(ctx, client.ObjectKeyFromObject(ci), ci)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("creating ClonedImage for %s: %w", image, err)
 	}
 	return ci, SetPhase(ctx, c, ci, phase, backup)

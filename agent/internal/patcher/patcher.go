@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,10 +22,6 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
-
-// AddedPullSecretAnnotation marks a workload whose imagePullSecrets entry
-// apiv1.NamespacePullSecretName the patcher added, so RestoreAll removes only what it added.
-const AddedPullSecretAnnotation = "image-cloner.io/added-pull-secret"
 
 // ReasonImagesPatched is the reason of the Normal event recorded on a patched workload.
 const ReasonImagesPatched = "ImagesPatched"
@@ -193,21 +188,6 @@ func (r *Reconciler) addPullSecret(ctx context.Context, obj client.Object) error
 	if err != nil {
 		return fmt.Errorf("getting pull credentials: %w", err)
 	}
-	spec, err := workload.PodSpec(obj)
-	if err != nil {
-		return err
-	}
-	if slices.ContainsFunc(spec.ImagePullSecrets, func(l corev1.LocalObjectReference) bool {
-		return l.Name == apiv1.NamespacePullSecretName
-	}) {
-		return nil
-	}
-	spec.ImagePullSecrets = append(spec.ImagePullSecrets, corev1.LocalObjectReference{Name: apiv1.NamespacePullSecretName})
-	ann := obj.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann[AddedPullSecretAnnotation] = "true"
-	obj.SetAnnotations(ann)
-	return nil
+	_, err = backups.AddPullSecret(obj)
+	return err
 }

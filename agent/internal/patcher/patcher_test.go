@@ -203,6 +203,24 @@ func TestPatcher(t *testing.T) {
 		g.Expect(image(d, workload.Containers, "main")()).To(Equal("alpine:3.20"))
 	})
 
+	t.Run("leavesWorkloadsAloneInPodMode", func(t *testing.T) {
+		g := NewWithT(t)
+		cfg.set(func(s *backups.Settings) { s.RewriteMode = backups.RewritePod })
+		defer cfg.set(func(s *backups.Settings) { s.RewriteMode = backups.RewriteWorkload })
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = agenttest.ClonedImage(ctx, c, "memcached:1.6", apiv1.PhaseReady, backupRegistry+"/docker.io_library_memcached:1.6")
+		g.Expect(err).NotTo(HaveOccurred())
+		d := agenttest.Deployment(ns, "gitops", "memcached:1.6", "memcached:1.6")
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
+			return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
+		})).To(Succeed())
+		_, err = deployments.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(image(d, workload.Containers, "main")()).To(Equal("memcached:1.6"))
+	})
+
 	t.Run("restoreAllPutsTheOriginalsBack", func(t *testing.T) {
 		g := NewWithT(t)
 		ns, err := agenttest.Namespace(ctx, c, nil)
@@ -233,7 +251,7 @@ func TestPatcher(t *testing.T) {
 			g.Expect(workload.Images(w)).To(Equal([]string{"busybox:1.36", "ghcr.io/acme/app:2"}))
 			g.Expect(spec.ImagePullSecrets).To(Equal([]corev1.LocalObjectReference{{Name: "own"}}))
 			g.Expect(w.GetAnnotations()).NotTo(HaveKey(workload.OriginalImagesAnnotation))
-			g.Expect(w.GetAnnotations()).NotTo(HaveKey(patcher.AddedPullSecretAnnotation))
+			g.Expect(w.GetAnnotations()).NotTo(HaveKey(backups.AddedPullSecretAnnotation))
 		}
 	})
 }

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
@@ -45,7 +43,7 @@ func RestoreAll(ctx context.Context, c client.Client) (int, error) {
 		}
 		_ = forEach(list, func(obj client.Object) error {
 			if _, ok := obj.GetAnnotations()[workload.OriginalImagesAnnotation]; !ok {
-				if _, ok := obj.GetAnnotations()[AddedPullSecretAnnotation]; !ok {
+				if _, ok := obj.GetAnnotations()[backups.AddedPullSecretAnnotation]; !ok {
 					return nil
 				}
 			}
@@ -84,22 +82,7 @@ func Restore(obj client.Object) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ann := obj.GetAnnotations()
-	if _, ok := ann[AddedPullSecretAnnotation]; ok {
-		spec, err := workload.PodSpec(obj)
-		if err != nil {
-			return n, err
-		}
-		spec.ImagePullSecrets = slices.DeleteFunc(spec.ImagePullSecrets, func(l corev1.LocalObjectReference) bool {
-			return l.Name == apiv1.NamespacePullSecretName
-		})
-		if len(spec.ImagePullSecrets) == 0 {
-			spec.ImagePullSecrets = nil
-		}
-		delete(ann, AddedPullSecretAnnotation)
-		obj.SetAnnotations(ann)
-	}
-	return n, nil
+	return n, backups.RemovePullSecret(obj)
 }
 
 func forEach(list client.ObjectList, f func(client.Object) error) error {

@@ -1,0 +1,236 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/image-cloner/image-cloner/agent/internal/patcher"
+	"github.com/image-cloner/image-cloner/agent/internal/pullsecrets"
+	"github.com/image-cloner/image-cloner/pkg/admission"
+	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/backups"
+	"github.com/image-cloner/image-cloner/pkg/certs"
+	"github.com/image-cloner/image-cloner/pkg/workload"
+)
+
+// Names of the objects the agent's manifests create (deploy/webhooks).
+const (
+	DefaultService           = "image-cloner-agent-webhook"
+	DefaultCertSecret        = "image-cloner-agent-webhook-certs"
+	DefaultValidatingWebhook = "image-cloner-validating"
+	DefaultMutatingWebhook   = "image-cloner-mutating"
+	LeaderElectionID         = "image-cloner-agent.image-cloner.io"
+)
+
+// Options are the agent's settings, from flags.
+type Options struct {
+	// Config reaches the member cluster's API server.
+	Config *rest.Config
+	// Namespace is the agent's namespace (ConfigMap, pull credentials, certificates, lease).
+	Namespace string
+	// MetricsAddr and ProbeAddr are where metrics and health probes are served; "0" disables.
+	MetricsAddr, ProbeAddr string
+	// LeaderElect makes the reconcilers run on one replica at a time; webhooks and
+	// certificates run on every replica.
+	LeaderElect bool
+	// WebhookHost and WebhookPort are where the webhook server listens (default :9443).
+	WebhookHost string
+	WebhookPort int
+	// CertDir: with CertManager, the directory where cert-manager's Secret is mounted (tls.crt,
+	// tls.key), watched for renewals. Unused otherwise.
+	CertDir     string
+	CertManager bool
+	// Service, CertSecret, ValidatingWebhook and MutatingWebhook name the webhook Service, the
+	// Secret holding the built-in certificates and the configurations to inject; defaults above.
+	Service, CertSecret                string
+	ValidatingWebhook, MutatingWebhook string
+	// CertOptions tune the built-in certificates (validity, check interval); Client, names
+	// and webhooks are filled in.
+	CertOptions certs.Options
+}
+
+func (o *Options) defaults() {
+	if o.Namespace == "" {
+		o.Namespace = apiv1.DefaultNamespace
+	}
+	if o.WebhookPort == 0 {
+		o.WebhookPort = 9443
+	}
+	if o.Service == "" {
+		o.Service = DefaultService
+	}
+	if o.CertSecret == "" {
+		o.CertSecret = DefaultCertSecret
+	}
+	if o.ValidatingWebhook == "" {
+		o.ValidatingWebhook = DefaultValidatingWebhook
+	}
+	if o.MutatingWebhook == "" {
+		o.MutatingWebhook = DefaultMutatingWebhook
+	}
+}
+
+// Scheme returns the types the agent uses.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := apiv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Agent is an assembled agent, ready to Start.
+type Agent struct {
+	Manager manager.Manager
+	// Certs is nil with cert-manager.
+	Certs *certs.Rotator
+}
+
+// New assembles the agent's manager.
+func New(ctx context.Context, o Options) (*Agent, error) {
+	o.defaults()
+	if o.Config == nil {
+		return nil, errors.New("no API server configuration")
+	}
+	scheme := Scheme()
+	a := &Agent{}
+
+	webhookOpts := webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort}
+	if o.CertManager {
+		if o.CertDir == "" {
+			return nil, errors.New("--cert-manager needs --cert-dir, where cert-manager's Secret is mounted")
+		}
+		webhookOpts.CertDir, webhookOpts.CertName, webhookOpts.KeyName = o.CertDir, "tls.crt", "tls.key"
+	} else {
+		direct, err := client.New(o.Config, client.Options{Scheme: scheme})
+		if err != nil {
+			return nil, err
+		}
+		co := o.CertOptions
+		co.Client, co.Namespace, co.SecretName, co.Service = direct, o.Namespace, o.CertSecret, o.Service
+		co.ValidatingWebhooks = []string{o.ValidatingWebhook}
+		co.MutatingWebhooks = []string{o.MutatingWebhook}
+		if a.Certs, err = certs.New(co); err != nil {
+			return nil, err
+		}
+		webhookOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = a.Certs.GetCertificate }}
+	}
+
+	mgr, err := ctrl.NewManager(o.Config, ctrl.Options{
+		Scheme: scheme,
+		Cache: cache.Options{
+			ByObject:         pullsecrets.CacheByObject(o.Namespace),
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer:                 webhook.NewServer(webhookOpts),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	a.Manager = mgr
+
+	var patched []client.Object
+	for _, k := range workload.Kinds() {
+		if _, ok := k.(*batchv1.Job); !ok {
+			patched = append(patched, k)
+		}
+	}
+	if err := backups.SetupIndexes(ctx, mgr.GetFieldIndexer(), patched...); err != nil {
+		return nil, err
+	}
+	settings := backups.FromConfigMap(mgr.GetClient(), o.Namespace)
+	lookup := &backups.Lookup{Reader: mgr.GetClient()}
+	if _, err := patcher.SetupAll(mgr, lookup, settings, mgr.GetEventRecorder("image-cloner-agent")); err != nil {
+		return nil, err
+	}
+	ps := &pullsecrets.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Settings: settings}
+	if err := ps.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+
+	decoder := webhookadmission.NewDecoder(scheme)
+	admission.Register(mgr.GetWebhookServer(),
+		&admission.Validator{Client: mgr.GetClient(), Reader: mgr.GetClient(), Lookup: lookup, Settings: settings, Decoder: decoder},
+		&admission.Mutator{Reader: mgr.GetClient(), Lookup: lookup, Settings: settings, Decoder: decoder})
+
+	if a.Certs != nil {
+		if err := mgr.Add(a.Certs); err != nil {
+			return nil, err
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, err
+	}
+	if a.Certs != nil {
+		if err := mgr.AddReadyzCheck("certificates", func(*http.Request) error {
+			select {
+			case <-a.Certs.Ready():
+				return nil
+			default:
+				return errors.New("no serving certificate yet")
+			}
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Restore is the uninstall path: it deletes the webhook configurations (so the mutating
+// webhook cannot rewrite the workloads again) and restores every workload's original images.
+// Stop the agent first (scale its Deployment to 0), or its patcher patches them again.
+func Restore(ctx context.Context, cfg *rest.Config, validating, mutating string) (int, error) {
+	if validating == "" {
+		validating = DefaultValidatingWebhook
+	}
+	if mutating == "" {
+		mutating = DefaultMutatingWebhook
+	}
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		return 0, err
+	}
+	for _, obj := range []client.Object{
+		&admissionregistrationv1.MutatingWebhookConfiguration{},
+		&admissionregistrationv1.ValidatingWebhookConfiguration{},
+	} {
+		name := mutating
+		if _, ok := obj.(*admissionregistrationv1.ValidatingWebhookConfiguration); ok {
+			name = validating
+		}
+		obj.SetName(name)
+		if err := client.IgnoreNotFound(c.Delete(ctx, obj)); err != nil {
+			return 0, fmt.Errorf("deleting %T %s: %w", obj, name, err)
+		}
+	}
+	return patcher.RestoreAll(ctx, c)
+}

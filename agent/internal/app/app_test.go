@@ -1,0 +1,493 @@
+package app_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"os"
+	"github.com/go-logr/logr/funcr"
+	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
+	"github.com/image-cloner/image-cloner/agent/internal/app"
+	"github.com/image-cloner/image-cloner/pkg/admission"
+	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/backups"
+	"github.com/image-cloner/image-cloner/pkg/certs"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/pkg/workload"
+)
+
+const (
+	agentNS        = apiv1.DefaultNamespace
+	backupRegistry = "backup.example.com/acme"
+	caOverlap      = 2 * time.Second
+)
+
+// warnings collects the admission warnings a client receives.
+type warnings struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, text)
+}
+
+func (w *warnings) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.list
+	w.list = nil
+	return out
+}
+
+// TestAgent runs the assembled agent (manager, patcher, pull secrets, webhooks with built-in
+// certificates) against a real kube-apiserver that calls its webhooks over TLS, configured
+// from deploy/webhooks/webhooks.yaml as shipped except for failurePolicy, set to Fail here so
+// that a webhook failure is an error the test sees instead of a silently admitted object.
+func TestAgent(t *testing.T) {
+	g := NewWithT(t)
+	ctrl.SetLogger(funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{}))
+	root, err := testenv.RepoRoot()
+	g.Expect(err).NotTo(HaveOccurred())
+	cluster := testenv.StartCluster(t, testenv.ClusterOptions{
+		CRDs:         true,
+		WebhookPaths: []string{filepath.Join(root, "deploy", "webhooks", "webhooks.yaml")},
+	})
+	c := cluster.Client
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	failClosed(ctx, g, c)
+	g.Expect(agenttest.EnsureNamespace(ctx, c, agentNS)).To(Succeed())
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: agentNS, Name: apiv1.ConfigMapName},
+		Data: map[string]string{
+			"BACKUP_REGISTRY": backupRegistry,
+			"WEBHOOK_MODE":    "enforce",
+			"PIN_DIGEST":      "false",
+		},
+	}
+	g.Expect(c.Create(ctx, cm)).To(Succeed())
+	g.Expect(c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: agentNS, Name: apiv1.PullSecretName},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"backup.example.com":{"auth":"cHVsbDp4"}}}`)},
+	})).To(Succeed())
+
+	wh := cluster.Env.WebhookInstallOptions
+	agent, err := app.New(ctx, app.Options{
+		Config:      cluster.Config,
+		Namespace:   agentNS,
+		MetricsAddr: "0",
+		ProbeAddr:   "0",
+		WebhookHost: wh.LocalServingHost,
+		WebhookPort: wh.LocalServingPort,
+		CertOptions: certs.Options{
+			ExtraDNSNames: []string{"localhost"},
+			IPAddresses:   []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+			CheckInterval: 100 * time.Millisecond,
+			CAOverlap:     caOverlap,
+		},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- agent.Manager.Start(ctx) }()
+	select {
+	case <-agent.Certs.Ready():
+	case <-time.After(time.Minute):
+		t.Fatal("no serving certificate after a minute")
+	}
+	mc := agent.Manager.GetClient()
+
+	// setConfig changes the ConfigMap and waits until the agent's cache has the change.
+	setConfig := func(g Gomega, key, value string) {
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
+		cm.Data[key] = value
+		g.Expect(c.Update(ctx, cm)).To(Succeed())
+		g.Expect(testenv.WaitFor(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+			got := &corev1.ConfigMap{}
+			err := mc.Get(ctx, client.ObjectKeyFromObject(cm), got)
+			return err == nil && got.ResourceVersion == cm.ResourceVersion, err
+		})).To(Succeed())
+	}
+
+	probeNS, err := agenttest.Namespace(ctx, c, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	// The webhooks answer once the API server trusts the injected CA and the cache is synced:
+	// until then, with failurePolicy Fail, requests fail instead of being denied.
+	start := time.Now()
+	g.Expect(testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		err := c.Create(ctx, agenttest.Deployment(probeNS, "probe", "probe.example.com/x:1", "probe.example.com/x:1"), client.DryRunAll)
+		return err != nil && strings.Contains(err.Error(), "(dry run)"), nil
+	})).To(Succeed())
+	testenv.Report(t, "agent webhooks answering %s after start", time.Since(start).Round(time.Millisecond))
+
+	ready := func(g Gomega, image string) string {
+		ref, err := imageref.Parse(image)
+		g.Expect(err).NotTo(HaveOccurred())
+		backup := backupRegistry + "/" + strings.NewReplacer("/", "_").Replace(ref.Name()) + ":" + ref.Tag
+		_, err = agenttest.ClonedImage(ctx, c, image, apiv1.PhaseReady, backup)
+		g.Expect(err).NotTo(HaveOccurred())
+		// The webhook reads through the agent's cache.
+		g.Expect(testenv.WaitFor(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+			ci := &apiv1.ClonedImage{}
+			err := mc.Get(ctx, client.ObjectKey{Name: imageref.ObjectName(ref)}, ci)
+			return err == nil && ci.IsReady(), client.IgnoreNotFound(err)
+		})).To(Succeed())
+		return backup
+	}
+
+	t.Run("enforceDeniesNamesTheImageAndRequestsACopy", func(t *testing.T) {
+		g := NewWithT(t)
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		const img = "docker.io/acme/unbacked:1"
+		ref, _ := imageref.Parse(img)
+		name := imageref.ObjectName(ref)
+
+		// A dry run is refused too, but requests nothing (sideEffects NoneOnDryRun).
+		err = c.Create(ctx, agenttest.Deployment(ns, "web", img, img), client.DryRunAll)
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(err.Error()).To(ContainSubstring("(dry run)"))
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: name}, &apiv1.ClonedImage{}))).To(BeTrue())
+
+		for _, obj := range []client.Object{
+			agenttest.Deployment(ns, "web", "busybox:1.36", img),
+			agenttest.Workloads(ns, "busybox:1.36", img)[1], // DaemonSet: the seed's rule and path were wrong
+		} {
+			err := c.Create(ctx, obj)
+			g.Expect(err).To(HaveOccurred(), "%T", obj)
+			g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%T: %v", obj, err)
+			msg := err.Error()
+			g.Expect(msg).To(ContainSubstring(`image "docker.io/acme/unbacked:1" has no backup yet`))
+			g.Expect(msg).To(ContainSubstring("a copy has been requested"))
+			g.Expect(msg).To(ContainSubstring("retry"))
+			g.Expect(msg).To(ContainSubstring(name))
+		}
+		// The copy was requested: a Pending ClonedImage (spec only) the hub picks up.
+		ci := &apiv1.ClonedImage{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: name}, ci)).To(Succeed())
+		g.Expect(ci.Spec.Source).To(Equal(ref.String()))
+		g.Expect(ci.Status.Phase).To(BeEmpty())
+		var all apiv1.ClonedImageList
+		g.Expect(c.List(ctx, &all)).To(Succeed())
+		n := 0
+		for _, x := range all.Items {
+			if x.Spec.Source == ref.String() {
+				n++
+			}
+		}
+		g.Expect(n).To(Equal(1), "one ClonedImage per image, however often it is denied")
+		// busybox was requested too (the init container).
+		bb, _ := imageref.Parse("busybox:1.36")
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: imageref.ObjectName(bb)}, &apiv1.ClonedImage{})).To(Succeed())
+
+		// Once the hub has made it Ready, the same workload is admitted, and the mutating
+		// webhook has already pointed it at the backup.
+		ready(g, "busybox:1.36")
+		ci.Status.Phase, ci.Status.Backup, ci.Status.Digest = apiv1.PhaseReady, backupRegistry+"/docker.io_acme_unbacked:1", agenttest.Digest
+		g.Expect(c.Status().Update(ctx, ci)).To(Succeed())
+		g.Expect(testenv.WaitFor(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+			return mc.Get(ctx, client.ObjectKeyFromObject(ci), ci) == nil && ci.IsReady(), nil
+		})).To(Succeed())
+		d := agenttest.Deployment(ns, "web", "busybox:1.36", img)
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal(backupRegistry + "/docker.io_acme_unbacked:1"))
+	})
+
+	t.Run("warnModeAdmitsWithAWarning", func(t *testing.T) {
+		g := NewWithT(t)
+		setConfig(g, "WEBHOOK_MODE", "warn")
+		defer setConfig(g, "WEBHOOK_MODE", "enforce")
+		w := &warnings{}
+		cfg := rest.CopyConfig(cluster.Config)
+		cfg.WarningHandler = w
+		wc, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+		g.Expect(err).NotTo(HaveOccurred())
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		const img = "ghcr.io/acme/warned:2"
+		g.Expect(wc.Create(ctx, agenttest.Deployment(ns, "warned", img, img))).To(Succeed())
+		got := w.take()
+		g.Expect(got).To(ContainElement(And(
+			ContainSubstring(`image "ghcr.io/acme/warned:2" has no backup yet`),
+			ContainSubstring("a copy has been requested"))))
+		ref, _ := imageref.Parse(img)
+		g.Expect(c.Get(ctx, client.ObjectKey{Name: imageref.ObjectName(ref)}, &apiv1.ClonedImage{})).To(Succeed())
+	})
+
+	t.Run("optOutLabelAndSystemNamespacesAreExcluded", func(t *testing.T) {
+		g := NewWithT(t)
+		optedOut, err := agenttest.Namespace(ctx, c, map[string]string{apiv1.ValidateBackupsLabel: apiv1.ValidateBackupsDisabled})
+		g.Expect(err).NotTo(HaveOccurred())
+		const img = "quay.io/acme/excluded:3"
+		for _, ns := range []string{optedOut, "kube-system"} {
+			g.Expect(c.Create(ctx, agenttest.Deployment(ns, "excluded", img, img))).To(Succeed(), "namespace %s", ns)
+		}
+		ref, _ := imageref.Parse(img)
+		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: imageref.ObjectName(ref)}, &apiv1.ClonedImage{}))).To(BeTrue())
+
+		// The handler checks it too, should a configuration lack the namespaceSelector.
+		v := &admission.Validator{Client: mc, Reader: mc, Lookup: &backups.Lookup{Reader: mc},
+			Settings: backups.FromConfigMap(mc, agentNS), Decoder: webhookadmission.NewDecoder(testenv.Scheme())}
+		for _, ns := range []string{optedOut, "kube-system", agentNS} {
+			resp := v.Handle(ctx, request(g, admissionv1.Create, agenttest.Deployment(ns, "x", img, img)))
+			g.Expect(resp.Allowed).To(BeTrue(), "namespace %s", ns)
+		}
+		other, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp := v.Handle(ctx, request(g, admissionv1.Create, agenttest.Deployment(other, "x", img, img)))
+		g.Expect(resp.Allowed).To(BeFalse(), "the same request elsewhere is denied")
+	})
+
+	t.Run("mutatingWebhookRewritesWorkloadsAndPods", func(t *testing.T) {
+		g := NewWithT(t)
+		backup := ready(g, "docker.io/library/nginx:1.27")
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		waitPullSecret(ctx, g, c, ns)
+		d := agenttest.Deployment(ns, "nginx", "nginx:1.27", "nginx:1.27")
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		g.Expect(workload.Images(d)).To(Equal([]string{backup}))
+		orig, _ := workload.Originals(d)
+		g.Expect(orig).To(HaveKeyWithValue("containers/main", "nginx:1.27"))
+
+		p := agenttest.Pod(ns, "nginx", "nginx:1.27", "nginx:1.27")
+		g.Expect(c.Create(ctx, p)).To(Succeed())
+		g.Expect(workload.Images(p)).To(Equal([]string{backup}))
+		g.Expect(p.Spec.ImagePullSecrets).To(ContainElement(corev1.LocalObjectReference{Name: apiv1.NamespacePullSecretName}))
+	})
+
+	t.Run("podModeLeavesTheWorkloadAndRewritesThePod", func(t *testing.T) {
+		g := NewWithT(t)
+		setConfig(g, "REWRITE_MODE", "pod")
+		defer setConfig(g, "REWRITE_MODE", "workload")
+		backup := ready(g, "docker.io/library/redis:7.4")
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		waitPullSecret(ctx, g, c, ns)
+		d := agenttest.Deployment(ns, "redis", "redis:7.4", "redis:7.4")
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		g.Expect(workload.Images(d)).To(Equal([]string{"redis:7.4"}))
+		g.Expect(d.Annotations).NotTo(HaveKey(workload.OriginalImagesAnnotation))
+
+		// The Pod a ReplicaSet would create from it (envtest runs no controllers).
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "redis-"}, Spec: d.Spec.Template.Spec}
+		g.Expect(c.Create(ctx, p)).To(Succeed())
+		g.Expect(workload.Images(p)).To(Equal([]string{backup}))
+		g.Expect(p.Spec.ImagePullSecrets).To(ContainElement(corev1.LocalObjectReference{Name: apiv1.NamespacePullSecretName}))
+		// (That the patcher leaves workloads alone in pod mode is TestPatcher's to show.)
+	})
+
+	t.Run("certificateRotationFailsNoAdmission", func(t *testing.T) {
+		g := NewWithT(t)
+		backup := ready(g, "docker.io/library/httpd:2.4")
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+
+		// The API server keeps its connections to the webhook alive, so it only meets a new
+		// serving certificate when it reconnects (as it does when the caBundle changes). Every
+		// round therefore also makes a fresh TLS connection the way the API server would
+		// reconnect at that moment: trusting the caBundle currently in the configuration.
+		var sent, failed, unmutated, dialed, dialFailed atomic.Int64
+		var firstErr, firstDialErr atomic.Value
+		addr := net.JoinHostPort(wh.LocalServingHost, fmt.Sprint(wh.LocalServingPort))
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				d := agenttest.Deployment(ns, fmt.Sprintf("load-%d", i), "httpd:2.4", "httpd:2.4")
+				sent.Add(1)
+				if err := c.Create(ctx, d); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				if workload.Images(d)[0] != backup {
+					unmutated.Add(1)
+				}
+				dialed.Add(1)
+				if err := dialWebhook(ctx, c, addr, wh.LocalServingHost); err != nil {
+					dialFailed.Add(1)
+					firstDialErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+		waitSent := func(n int64) {
+			target := sent.Load() + n
+			g.Expect(testenv.WaitFor(ctx, time.Minute, func(context.Context) (bool, error) {
+				return sent.Load() >= target, nil
+			})).To(Succeed())
+		}
+
+		waitSent(20)
+		before := agent.Certs.Current()
+		start := time.Now()
+		agent.Certs.Rotate(false)
+		g.Expect(testenv.WaitFor(ctx, 30*time.Second, func(context.Context) (bool, error) {
+			return agent.Certs.Current().SerialNumber.Cmp(before.SerialNumber) != 0, nil
+		})).To(Succeed())
+		testenv.Report(t, "serving certificate renewed %s after Rotate", time.Since(start).Round(time.Millisecond))
+		g.Expect(signer(agent.Certs.Current(), before)).To(BeTrue(), "a serving renewal keeps the CA")
+		waitSent(20)
+
+		// Now a new CA: it enters the bundle first, the serving certificate follows after
+		// the overlap.
+		mid := agent.Certs.Current()
+		start = time.Now()
+		agent.Certs.Rotate(true)
+		g.Expect(testenv.WaitFor(ctx, time.Minute, func(context.Context) (bool, error) {
+			cur := agent.Certs.Current()
+			return cur.SerialNumber.Cmp(mid.SerialNumber) != 0 && cur.Issuer.CommonName != mid.Issuer.CommonName, nil
+		})).To(Succeed())
+		testenv.Report(t, "serving certificate moved to a new CA %s after Rotate(ca) (overlap %s)", time.Since(start).Round(time.Millisecond), caOverlap)
+		bundle := caBundle(ctx, g, c)
+		g.Expect(bundle).To(HaveLen(2), "old and new CA both trusted until the old expires")
+		waitSent(20)
+		close(stop)
+		<-done
+
+		testenv.Report(t, "admissions during two rotations: %d sent, %d failed, %d not mutated", sent.Load(), failed.Load(), unmutated.Load())
+		testenv.Report(t, "fresh TLS connections during two rotations: %d made, %d failed", dialed.Load(), dialFailed.Load())
+		g.Expect(failed.Load()).To(BeZero(), "first failure: %v", firstErr.Load())
+		g.Expect(dialFailed.Load()).To(BeZero(), "first TLS failure: %v", firstDialErr.Load())
+		g.Expect(unmutated.Load()).To(BeZero(), "every request went through the mutating webhook")
+	})
+
+	t.Run("restoreRemovesTheWebhooksAndPutsOriginalsBack", func(t *testing.T) {
+		g := NewWithT(t)
+		backup := ready(g, "docker.io/library/postgres:17")
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		d := agenttest.Deployment(ns, "db", "postgres:17", "postgres:17")
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		g.Expect(workload.Images(d)).To(Equal([]string{backup}))
+
+		cancel() // uninstall: the agent stops first
+		g.Expect(<-mgrDone).To(Succeed())
+		n, err := app.Restore(context.Background(), cluster.Config, "", "")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(n).To(BeNumerically(">=", 1))
+		bg := context.Background()
+		g.Expect(c.Get(bg, client.ObjectKeyFromObject(d), d)).To(Succeed())
+		g.Expect(workload.Images(d)).To(Equal([]string{"postgres:17"}))
+		g.Expect(d.Spec.Template.Spec.ImagePullSecrets).To(BeEmpty())
+		g.Expect(apierrors.IsNotFound(c.Get(bg, client.ObjectKey{Name: app.DefaultValidatingWebhook}, &admissionregistrationv1.ValidatingWebhookConfiguration{}))).To(BeTrue())
+		g.Expect(apierrors.IsNotFound(c.Get(bg, client.ObjectKey{Name: app.DefaultMutatingWebhook}, &admissionregistrationv1.MutatingWebhookConfiguration{}))).To(BeTrue())
+		// With the webhooks gone, a Deployment is admitted without any rewriting.
+		d2 := agenttest.Deployment(ns, "db2", "postgres:17", "postgres:17")
+		g.Expect(c.Create(bg, d2)).To(Succeed())
+		g.Expect(workload.Images(d2)).To(Equal([]string{"postgres:17"}))
+	})
+}
+
+// failClosed sets failurePolicy Fail on the installed webhooks, so that a webhook that cannot
+// be reached fails the request (the test's signal) instead of admitting it unchecked.
+func failClosed(ctx context.Context, g Gomega, c client.Client) {
+	fail := admissionregistrationv1.Fail
+	v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Name: app.DefaultValidatingWebhook}, v)).To(Succeed())
+	for i := range v.Webhooks {
+		g.Expect(*v.Webhooks[i].FailurePolicy).To(Equal(admissionregistrationv1.Ignore), "as shipped")
+		v.Webhooks[i].FailurePolicy = &fail
+	}
+	g.Expect(c.Update(ctx, v)).To(Succeed())
+	m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Name: app.DefaultMutatingWebhook}, m)).To(Succeed())
+	for i := range m.Webhooks {
+		m.Webhooks[i].FailurePolicy = &fail
+	}
+	g.Expect(c.Update(ctx, m)).To(Succeed())
+}
+
+func waitPullSecret(ctx context.Context, g Gomega, c client.Client, ns string) {
+	g.Expect(testenv.WaitFor(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: apiv1.NamespacePullSecretName}, &corev1.Secret{})
+		return err == nil, client.IgnoreNotFound(err)
+	})).To(Succeed())
+}
+
+func caBundle(ctx context.Context, g Gomega, c client.Client) []*x509.Certificate {
+	v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Name: app.DefaultValidatingWebhook}, v)).To(Succeed())
+	var out []*x509.Certificate
+	rest := v.Webhooks[0].ClientConfig.CABundle
+	for {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return out
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		g.Expect(err).NotTo(HaveOccurred())
+		out = append(out, cert)
+	}
+}
+
+// dialWebhook makes a TLS connection to the webhook server trusting only the caBundle of the
+// validating configuration, verifying the server name as the API server does.
+func dialWebhook(ctx context.Context, c client.Client, addr, host string) error {
+	v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := c.Get(ctx, client.ObjectKey{Name: app.DefaultValidatingWebhook}, v); err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(v.Webhooks[0].ClientConfig.CABundle) {
+		return errors.New("no certificate in the caBundle")
+	}
+	d := tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// signer reports whether a and b have the same issuer.
+func signer(a, b *x509.Certificate) bool { return a.Issuer.CommonName == b.Issuer.CommonName }
+
+func request(g Gomega, op admissionv1.Operation, d *appsv1.Deployment) webhookadmission.Request {
+	d = d.DeepCopy()
+	d.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
+	raw, err := json.Marshal(d)
+	g.Expect(err).NotTo(HaveOccurred())
+	return webhookadmission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:       "test",
+		Kind:      metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"},
+		Namespace: d.Namespace, Name: d.Name, Operation: op,
+		Object: runtime.RawExtension{Raw: raw},
+	}}
+}

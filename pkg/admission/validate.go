@@ -1,0 +1,143 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/backups"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/workload"
+)
+
+// Validator is the validating webhook for workloads.
+type Validator struct {
+	// Client creates the Pending ClonedImages.
+	Client client.Client
+	// Reader reads namespaces (normally the manager's cache).
+	Reader client.Reader
+	// Lookup decides whether images are backed up.
+	Lookup *backups.Lookup
+	// Settings returns the current configuration.
+	Settings backups.SettingsFunc
+	// Decoder decodes the objects of requests.
+	Decoder admission.Decoder
+}
+
+// Handle admits the request when every image the object adds is backed up. On UPDATE only
+// images the old object did not have are checked, so scaling a workload, or image-cloner
+// patching one container of it, is never refused because of another container.
+func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed("")
+	}
+	obj := newObject(req)
+	if obj == nil {
+		return admission.Allowed("not a workload image-cloner validates")
+	}
+	if err := v.Decoder.Decode(req, obj); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	s, err := v.Settings(ctx)
+	if err != nil {
+		return allowUnjudged(err)
+	}
+	why, err := excluded(ctx, v.Reader, s, req.Namespace)
+	if err != nil {
+		return allowUnjudged(err)
+	}
+	if why != "" {
+		return admission.Allowed(why)
+	}
+
+	images := workload.Images(obj)
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		old := newObject(req)
+		if err := v.Decoder.DecodeRaw(req.OldObject, old); err == nil {
+			had := workload.Images(old)
+			images = slices.DeleteFunc(images, func(img string) bool { return slices.Contains(had, img) })
+		}
+	}
+
+	var problems []string
+	for _, img := range images {
+		d, err := v.Lookup.Decide(ctx, s, img)
+		if errors.Is(err, imageref.ErrInvalidReference) {
+			continue // not ours to judge: the kubelet will say
+		}
+		if err != nil {
+			return allowUnjudged(err)
+		}
+		if d.BackedUp() {
+			continue
+		}
+		problems = append(problems, v.missing(ctx, req, d))
+	}
+	if len(problems) == 0 {
+		return admission.Allowed("every image is backed up")
+	}
+	kind := strings.ToLower(req.Kind.Kind)
+	if s.Enforcing() {
+		return admission.Denied(fmt.Sprintf("image-cloner (WEBHOOK_MODE=enforce) refused %s %s/%s: %s",
+			kind, req.Namespace, req.Name, strings.Join(problems, "; ")))
+	}
+	return admission.Allowed("").WithWarnings(problems...)
+}
+
+// missing requests a copy of d's image (unless it exists or this is a dry run) and returns the
+// sentence that tells the user.
+func (v *Validator) missing(ctx context.Context, req admission.Request, d backups.Decision) string {
+	log := logf.FromContext(ctx)
+	retry := fmt.Sprintf("retry once `kubectl get clonedimage %s` shows Ready", d.ObjectName)
+	if d.Cloned != nil {
+		state := string(d.Cloned.Status.Phase)
+		if state == "" {
+			state = string(apiv1.PhasePending)
+		}
+		msg := fmt.Sprintf("image %q has no backup yet: a copy has been requested (ClonedImage %s is %s", d.Image, d.ObjectName, state)
+		if d.Cloned.Status.Phase == apiv1.PhaseFailed {
+			if c := readyCondition(d.Cloned); c != nil && c.Message != "" {
+				msg += ": " + c.Message
+			}
+		}
+		return msg + "); " + retry
+	}
+	if isDryRun(req) {
+		return fmt.Sprintf("image %q has no backup yet: a copy will be requested when this is applied for real (dry run); retry once it is Ready", d.Image)
+	}
+	ci := &apiv1.ClonedImage{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   d.ObjectName,
+			Labels: map[string]string{apiv1.ManagedByLabel: apiv1.ManagedByValue},
+		},
+		Spec: apiv1.ClonedImageSpec{Source: d.Source},
+	}
+	if err := v.Client.Create(ctx, ci); err != nil && !apierrors.IsAlreadyExists(err) {
+		log.Error(err, "Requesting a copy", "image", d.Source, "clonedImage", klog.KObj(ci))
+		return fmt.Sprintf("image %q has no backup yet and requesting a copy failed (%v); retry in a moment", d.Image, err)
+	}
+	log.Info("Requested a copy", "image", d.Source, "clonedImage", klog.KObj(ci),
+		"workload", klog.KRef(req.Namespace, req.Name), "kind", req.Kind.Kind)
+	return fmt.Sprintf("image %q has no backup yet: a copy has been requested (ClonedImage %s is Pending); %s", d.Image, d.ObjectName, retry)
+}
+
+func readyCondition(c *apiv1.ClonedImage) *metav1.Condition {
+	for i := range c.Status.Conditions {
+		if c.Status.Conditions[i].Type == apiv1.ReadyCondition {
+			return &c.Status.Conditions[i]
+		}
+	}
+	return nil
+}
