@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -277,7 +278,7 @@ func (c *conn) probe(ctx context.Context, hc *http.Client) error {
 	c.mu.Lock()
 	c.status.LastProbe = time.Now()
 	c.mu.Unlock()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.config.Host+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.config.Host, "/")+"/readyz", nil)
 	if err != nil {
 		return fmt.Errorf("server address %q: %w", c.config.Host, err)
 	}
@@ -288,6 +289,10 @@ func (c *conn) probe(ctx context.Context, hc *http.Client) error {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	switch {
+	case resp.StatusCode == http.StatusForbidden:
+		// The credentials were accepted; some clusters do not let every identity read /readyz.
+		// What the hub may do is checked by checkAccess.
+		return nil
 	case resp.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%s refused the kubeconfig's credentials (401): the token may have expired or been revoked; mint a new one with 'hub register'", c.config.Host)
 	case resp.StatusCode != http.StatusOK:

@@ -1,0 +1,87 @@
+package app_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-cloner/image-cloner/hub/internal/images"
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+)
+
+// TestImages_failedCopiesAreActionableAndOthersStayReady runs a workload with an image that
+// exists and one that does not: the first is Ready, the second Failed with reason
+// SourceNotFound, a message saying what to check, and a Warning Event on the workload. Then
+// the push credentials turn wrong: a new image fails with AuthenticationFailed while the Ready
+// one stays Ready.
+func TestImages_failedCopiesAreActionableAndOthersStayReady(t *testing.T) {
+	g := NewWithT(t)
+	f := startFleet(t, fleetOptions{members: 1})
+	ctx := t.Context()
+	m1 := f.members[0]
+	f.register(m1, registration.Label)
+
+	good, digest := f.seed("team/good:1")
+	missing := f.upstream.Host + "/team/missing:1"
+	ns := namespace(t, m1)
+	dep := deployment(ns, "web", good, missing)
+	g.Expect(m1.Client.Create(ctx, dep)).To(Succeed())
+
+	ready := waitPhase(t, m1, good, v1alpha1.PhaseReady)
+	g.Expect(ready.Status.Digest).To(Equal(digest.String()))
+	failed := waitPhase(t, m1, missing, v1alpha1.PhaseFailed)
+	cond := meta.FindStatusCondition(failed.Status.Conditions, v1alpha1.ReadyCondition)
+	g.Expect(cond).NotTo(BeNil())
+	g.Expect(cond.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonSourceNotFound))
+	g.Expect(cond.Message).To(ContainSubstring("does not exist upstream: check the image name and tag"))
+	g.Expect(failed.Status.Digest).To(BeEmpty())
+
+	g.Expect(testenv.WaitFor(ctx, wait, func(ctx context.Context) (bool, error) {
+		var list corev1.EventList
+		if err := m1.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		for _, e := range list.Items {
+			if e.InvolvedObject.Kind == "Deployment" && e.InvolvedObject.Name == "web" && e.Type == corev1.EventTypeWarning &&
+				e.Reason == images.ReasonBackupFailed && strings.Contains(e.Message, "team/missing:1") && strings.Contains(e.Message, v1alpha1.ReasonSourceNotFound) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})).To(Succeed(), "no BackupFailed Event on the Deployment")
+
+	// Wrong push credentials: the Mirror is rebuilt with them, and the backup registry refuses.
+	_, before := f.h.Settings.Current()
+	wrong := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, f.backup.Host, base64.StdEncoding.EncodeToString([]byte(f.backup.Username+":wrong")))
+	var push corev1.Secret
+	g.Expect(f.hub.Client.Get(ctx, client.ObjectKeyFromObject(f.pushSecret(nil)), &push)).To(Succeed())
+	push.Data[corev1.DockerConfigJsonKey] = []byte(wrong)
+	g.Expect(f.hub.Client.Update(ctx, &push)).To(Succeed())
+	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
+		_, m := f.h.Settings.Current()
+		return m != before, nil
+	})).To(Succeed(), "the Mirror was not rebuilt with the new credentials")
+
+	other, _ := f.seed("team/other:1")
+	g.Expect(m1.Client.Create(ctx, deployment(ns, "other", other))).To(Succeed())
+	denied := waitPhase(t, m1, other, v1alpha1.PhaseFailed)
+	cond = meta.FindStatusCondition(denied.Status.Conditions, v1alpha1.ReadyCondition)
+	g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonAuthenticationError))
+	g.Expect(cond.Message).To(ContainSubstring("push credentials"))
+	g.Expect(cond.Message).NotTo(ContainSubstring("wrong"))
+
+	still, err := clonedImage(ctx, m1, good)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(still.IsReady()).To(BeTrue())
+}
