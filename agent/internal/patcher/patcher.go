@@ -54,6 +54,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("patcher-"+strings.ToLower(gvk.Kind)).
 		For(r.Kind).
 		Watches(&apiv1.ClonedImage{}, handler.EnqueueRequestsFromMapFunc(r.workloadsUsing)).
+		// PIN_DIGEST, REWRITE_MODE or NAMESPACES_TO_IGNORE may have changed: look again.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.allWorkloads)).
 		Complete(r)
 }
 
@@ -70,6 +72,28 @@ func (r *Reconciler) workloadsUsing(ctx context.Context, o client.Object) []reco
 	}
 	if err := r.Client.List(ctx, list, client.MatchingFields{backups.SourceIndex: ci.Spec.Source}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing workloads using image", "image", ci.Spec.Source)
+		return nil
+	}
+	var out []reconcile.Request
+	_ = forEach(list, func(obj client.Object) error {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		return nil
+	})
+	return out
+}
+
+// allWorkloads maps the configuration ConfigMap onto every workload of Kind. Only that one
+// ConfigMap is in the agent's cache (pullsecrets.CacheByObject).
+func (r *Reconciler) allWorkloads(ctx context.Context, o client.Object) []reconcile.Request {
+	if o.GetName() != apiv1.ConfigMapName {
+		return nil
+	}
+	list, err := r.newList()
+	if err == nil {
+		err = r.Client.List(ctx, list)
+	}
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing workloads")
 		return nil
 	}
 	var out []reconcile.Request
