@@ -117,6 +117,23 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 	return f
 }
 
+// setConfig replaces the hub's ConfigMap data and waits until the hub has loaded it.
+func setConfig(t *testing.T, f *fleet, data map[string]string) {
+	t.Helper()
+	g := NewWithT(t)
+	var cm corev1.ConfigMap
+	g.Expect(f.hub.Client.Get(t.Context(), client.ObjectKey{Namespace: hubNS, Name: v1alpha1.ConfigMapName}, &cm)).To(Succeed())
+	cm.Data = data
+	g.Expect(f.hub.Client.Update(t.Context(), &cm)).To(Succeed())
+	want, err := config.Parse(data, hubNS)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(testenv.WaitFor(t.Context(), wait, func(context.Context) (bool, error) {
+		cfg, _ := f.h.Settings.Current()
+		return cfg != nil && cfg.TagRefreshInterval == want.TagRefreshInterval && cfg.VerifyInterval == want.VerifyInterval &&
+			cfg.BackupRegistry == want.BackupRegistry, nil
+	})).To(Succeed(), "the hub did not load the new configuration")
+}
+
 func (f *fleet) pushSecret(dockerConfig []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: config.DefaultPushSecretName},

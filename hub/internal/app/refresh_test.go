@@ -1,0 +1,64 @@
+package app_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	. "github.com/onsi/gomega"
+
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
+	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+)
+
+// TestImages_movedTagsAreCopiedAgainAndPrunedBackupsRestored moves a tag upstream and prunes a
+// backup behind the hub's back: with short TAG_REFRESH_INTERVAL and VERIFY_INTERVAL, the hub
+// notices both by itself (no workload changes) and the backup ends up with the new digest.
+func TestImages_movedTagsAreCopiedAgainAndPrunedBackupsRestored(t *testing.T) {
+	g := NewWithT(t)
+	f := startFleet(t, fleetOptions{members: 1})
+	ctx := t.Context()
+	m1 := f.members[0]
+	setConfig(t, f, map[string]string{
+		config.KeyBackupRegistry:     f.backup.Host + "/backups",
+		config.KeyTagRefreshInterval: "1s",
+		config.KeyVerifyInterval:     "1s",
+	})
+	f.register(m1, registration.Label)
+
+	image, first := f.seed("team/moving:stable")
+	g.Expect(m1.Client.Create(ctx, deployment(namespace(t, m1), "web", image))).To(Succeed())
+	ci := waitPhase(t, m1, image, v1alpha1.PhaseReady)
+	g.Expect(ci.Status.Digest).To(Equal(first.String()))
+
+	_, second := f.seed("team/moving:stable")
+	g.Expect(second).NotTo(Equal(first))
+	g.Expect(testenv.WaitFor(ctx, wait, func(ctx context.Context) (bool, error) {
+		ci, err := clonedImage(ctx, m1, image)
+		return err == nil && ci.IsReady() && ci.Status.Digest == second.String(), err
+	})).To(Succeed(), "the moved tag was not backed up again")
+
+	backup, err := name.ParseReference(ci.Status.Backup)
+	g.Expect(err).NotTo(HaveOccurred())
+	auth := remote.WithAuth(&authn.Basic{Username: f.backup.Username, Password: f.backup.Password})
+	head := func() (string, error) {
+		d, err := remote.Head(backup, auth, remote.WithTransport(f.backup.Transport()))
+		if err != nil {
+			return "", err
+		}
+		return d.Digest.String(), nil
+	}
+	g.Expect(head()).To(Equal(second.String()))
+	g.Expect(remote.Delete(backup.Context().Digest(second.String()), auth, remote.WithTransport(f.backup.Transport()))).To(Succeed())
+	_, err = head()
+	g.Expect(err).To(HaveOccurred(), "the backup was pruned")
+
+	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
+		d, err := head()
+		return err == nil && d == second.String(), nil
+	})).To(Succeed(), "the pruned backup was not restored")
+}
