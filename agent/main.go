@@ -47,7 +47,7 @@ func run(args []string) error {
 	fs.StringVar(&o.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs",
 		"with --cert-manager: where cert-manager's Secret (tls.crt, tls.key) is mounted; renewals are picked up without a restart")
 	fs.BoolVar(&o.CertManager, "cert-manager", false,
-		"use the certificate cert-manager maintains (deploy/webhooks/cert-manager) instead of the built-in self-signed CA")
+		"use the certificate cert-manager maintains (deploy/cert-manager) instead of the built-in self-signed CA")
 	fs.StringVar(&o.Service, "webhook-service", app.DefaultService, "name of the webhook Service the serving certificate is for")
 	fs.StringVar(&o.ValidatingWebhook, "validating-webhook", app.DefaultValidatingWebhook, "ValidatingWebhookConfiguration to inject the CA bundle into")
 	fs.StringVar(&o.MutatingWebhook, "mutating-webhook", app.DefaultMutatingWebhook, "MutatingWebhookConfiguration to inject the CA bundle into")
