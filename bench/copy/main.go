@@ -1,0 +1,437 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+)
+
+func main() {
+	var (
+		runs     = flag.Int("runs", 3, "runs of every tool, each into a fresh backup registry; the median is reported")
+		scale    = flag.Float64("scale", 1, "multiplies every layer size (0.05 for a quick smoke run)")
+		toolsDir = flag.String("tools", defaultToolsDir(), "directory holding crane and regctl (hack/bench-tools.sh prints it)")
+		out      = flag.String("out", "bench/results/copy.json", "where to write the results (empty: nowhere)")
+		only     = flag.String("only", "", "comma-separated tools to run (default: image-cloner,crane,skopeo,regctl)")
+	)
+	flag.Parse()
+	root := newScope("bench-copy")
+	code := 0
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				f, ok := r.(fatal)
+				if !ok {
+					panic(r)
+				}
+				fmt.Fprintln(os.Stderr, "bench-copy: "+f.msg)
+				code = 1
+			}
+		}()
+		if err := run(root, *runs, *scale, *toolsDir, *out, *only); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-copy: "+err.Error())
+			code = 1
+		}
+	}()
+	root.Close()
+	os.Exit(code)
+}
+
+func defaultToolsDir() string {
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache")
+	}
+	if c := os.Getenv("IMAGE_CLONER_CACHE"); c != "" {
+		return filepath.Join(c, "tools")
+	}
+	return filepath.Join(cache, "image-cloner", "tools")
+}
+
+// runResult is one tool's cold and warm copy into one fresh backup registry.
+type runResult struct {
+	Tool             string         `json:"tool"`
+	Run              int            `json:"run"`
+	ColdS            float64        `json:"cold_s"`
+	WarmS            float64        `json:"warm_s"`
+	BytesUploaded    int64          `json:"bytes_uploaded"`
+	BlobsUploaded    int            `json:"blobs_uploaded"`
+	DistinctUploaded int            `json:"distinct_blobs_uploaded"`
+	Mounts           int            `json:"mounts"`
+	BytesMounted     int64          `json:"bytes_mounted"`
+	UnknownUploads   int            `json:"unknown_uploads,omitempty"`
+	SourceCold       map[string]int `json:"source_requests_cold"`
+	SourceWarm       map[string]int `json:"source_requests_warm"`
+	BackupWarm       map[string]int `json:"backup_requests_warm"`
+	DigestsPreserved bool           `json:"digests_preserved"`
+	DigestProblems   []string       `json:"digest_problems,omitempty"`
+	LoadBefore       string         `json:"load_before"`
+	LoadAfter        string         `json:"load_after"`
+	Error            string         `json:"error,omitempty"`
+}
+
+type toolSummary struct {
+	Name             string  `json:"name"`
+	ColdS            float64 `json:"cold_s"`
+	WarmS            float64 `json:"warm_s"`
+	BytesUploaded    int64   `json:"bytes_uploaded"`
+	SourceGetWarm    int     `json:"source_get_warm"`
+	DigestsPreserved bool    `json:"digests_preserved"`
+	SourceHeadWarm   int     `json:"source_head_warm"`
+	SourcePingWarm   int     `json:"source_get_v2_root_warm"`
+	Mounts           int     `json:"mounts"`
+	Version          string  `json:"version"`
+	Runs             int     `json:"runs"`
+	FailedRuns       int     `json:"failed_runs,omitempty"`
+	ColdRatio        float64 `json:"cold_ratio_to_image_cloner,omitempty"`
+	WarmRatio        float64 `json:"warm_ratio_to_image_cloner,omitempty"`
+}
+
+type results struct {
+	UniqueBlobBytes int64             `json:"unique_blob_bytes"`
+	Tools           []toolSummary     `json:"tools"`
+	Skipped         map[string]string `json:"skipped,omitempty"`
+	Targets         []target          `json:"targets"`
+	Fleet           map[string]any    `json:"fleet"`
+	Method          map[string]any    `json:"method"`
+	Machine         map[string]any    `json:"machine"`
+	Runs            []runResult       `json:"runs"`
+}
+
+type target struct {
+	Name  string `json:"name"`
+	Met   bool   `json:"met"`
+	Value string `json:"value"`
+}
+
+func run(root *scope, runs int, scale float64, toolsDir, outPath, only string) error {
+	ctx := context.Background()
+	start := time.Now()
+	logf := func(format string, args ...any) {
+		fmt.Printf("[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	machine := machineInfo()
+	logf("machine: %v CPUs (%v), %v memory, %s; load average %s", machine["nproc"], machine["cpu_model"], machine["mem_total"], machine["go"], loadavg())
+
+	upstream := testenv.StartRegistry(root, testenv.RegistryOptions{Name: "upstream"})
+	f, err := pushFleet(ctx, upstream.Host, scale, logf)
+	if err != nil {
+		return err
+	}
+	unique := f.uniqueBlobBytes()
+
+	var backupHost string
+	tools := []tool{&imageCloner{}}
+	peerTools, skipped, err := peers(toolsDir, root.TempDir(), upstream.Host, func() string { return backupHost })
+	if err != nil {
+		return err
+	}
+	tools = append(tools, peerTools...)
+	if only != "" {
+		want := strings.Split(only, ",")
+		tools = slices.DeleteFunc(tools, func(t tool) bool { return !slices.Contains(want, t.Name()) })
+		for name := range skipped {
+			if !slices.Contains(want, name) {
+				delete(skipped, name)
+			}
+		}
+	}
+	for name, why := range skipped {
+		logf("%s: SKIPPED: %s", name, why)
+	}
+	for _, t := range tools {
+		logf("tool: %-12s %s", t.Name(), t.Version())
+	}
+
+	var all []runResult
+	for r := 1; r <= runs; r++ {
+		// Rotate the order so that no tool always runs first, on the coolest caches.
+		for i := range tools {
+			t := tools[(i+r-1)%len(tools)]
+			res := runOne(ctx, t, r, f, upstream, &backupHost, logf)
+			all = append(all, res)
+		}
+	}
+
+	sums := summarize(tools, all)
+	res := results{
+		UniqueBlobBytes: unique,
+		Tools:           sums,
+		Skipped:         skipped,
+		Targets:         targets(sums, unique),
+		Fleet: map[string]any{
+			"images": len(f.Images), "multi_arch": fleetImages / multiArchEvery, "distinct_blobs": len(f.Blobs),
+			"base_layers": len(f.Bases), "seed": fleetSeed, "scale": scale,
+		},
+		Method: map[string]any{
+			"concurrent_images": concurrency, "blob_jobs": blobJobs, "runs": runs,
+			"destination_naming": "pkg/imageref flat scheme under <backup>/mirror",
+			"image_cloner":       "one mirror.Mirror per phase, Copy from 5 goroutines",
+			"peers":              "one process per image, 5 at a time",
+		},
+		Machine: machine,
+		Runs:    all,
+	}
+	res.Machine["load_end"] = loadavg()
+	res.Machine["total_s"] = time.Since(start).Seconds()
+	printTable(os.Stdout, res)
+	if outPath != "" {
+		data, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(outPath, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+		logf("wrote %s", outPath)
+	}
+	return nil
+}
+
+// runOne copies the fleet with t into a fresh backup registry, cold then warm.
+func runOne(ctx context.Context, t tool, run int, f *fleet, upstream *testenv.Registry, backupHost *string, logf func(string, ...any)) (res runResult) {
+	res = runResult{Tool: t.Name(), Run: run}
+	s := newScope("bench-" + t.Name())
+	defer s.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(fatal)
+			if !ok {
+				panic(r)
+			}
+			res.Error = fe.msg
+			logf("%s run %d: FAILED: %s", t.Name(), run, fe.msg)
+		}
+	}()
+	backup := testenv.StartRegistry(s, testenv.RegistryOptions{Name: "backup-" + t.Name()})
+	*backupHost = backup.Host
+	namer, err := imageref.NewNamer(backup.Host+"/mirror", imageref.Flat)
+	if err != nil {
+		s.Fatalf("%v", err)
+	}
+	var pairs []pair
+	for _, img := range f.Images {
+		src := fmt.Sprintf("%s/%s:%s", upstream.Host, img.Repo, img.Tag)
+		ref, err := imageref.Parse(src)
+		if err != nil {
+			s.Fatalf("%v", err)
+		}
+		dst, err := namer.Backup(ref)
+		if err != nil {
+			s.Fatalf("%v", err)
+		}
+		pairs = append(pairs, pair{src: src, dst: dst.String()})
+	}
+
+	upstreamReqs := func() []testenv.Request {
+		// The registry writes a request's log line once it has answered it.
+		time.Sleep(300 * time.Millisecond)
+		reqs, err := upstream.Requests()
+		if err != nil {
+			s.Fatalf("%v", err)
+		}
+		return reqs
+	}
+	before := upstreamReqs()
+	res.LoadBefore = loadavg()
+	t0 := time.Now()
+	if err := t.Copy(ctx, "cold", pairs); err != nil {
+		res.Error = err.Error()
+		logf("%s run %d: cold copy FAILED: %v", t.Name(), run, err)
+		return res
+	}
+	res.ColdS = time.Since(t0).Seconds()
+	afterCold := upstreamReqs()
+	res.SourceCold = byMethod(afterCold[len(before):])
+	backupCold, err := backup.Requests()
+	if err != nil {
+		s.Fatalf("%v", err)
+	}
+
+	t0 = time.Now()
+	if err := t.Copy(ctx, "warm", pairs); err != nil {
+		res.Error = err.Error()
+		logf("%s run %d: warm copy FAILED: %v", t.Name(), run, err)
+		return res
+	}
+	res.WarmS = time.Since(t0).Seconds()
+	res.LoadAfter = loadavg()
+	afterWarm := upstreamReqs()
+	res.SourceWarm = byMethod(afterWarm[len(afterCold):])
+	backupAll, err := backup.Requests()
+	if err != nil {
+		s.Fatalf("%v", err)
+	}
+	res.BackupWarm = byMethod(backupAll[len(backupCold):])
+
+	up := countUploads(backupAll, f.Blobs)
+	res.BytesUploaded, res.BlobsUploaded, res.DistinctUploaded = up.Bytes, up.Blobs, up.DistinctBlobs
+	res.Mounts, res.BytesMounted, res.UnknownUploads = up.Mounts, up.MountedBytes, up.Unknown
+	res.DigestsPreserved, res.DigestProblems = checkDigests(ctx, f, pairs)
+
+	logf("%-12s run %d: cold %6.2fs  warm %6.2fs  uploaded %7.1f MiB in %3d blobs (%d distinct), %2d mounts  source warm %v  digests preserved %v  load %s -> %s",
+		t.Name(), run, res.ColdS, res.WarmS, mibf(res.BytesUploaded), res.BlobsUploaded, res.DistinctUploaded, res.Mounts,
+		res.SourceWarm, res.DigestsPreserved, res.LoadBefore, res.LoadAfter)
+	for _, p := range res.DigestProblems {
+		logf("  digest problem: %s", p)
+	}
+	return res
+}
+
+func mibf(n int64) float64 { return float64(n) / (1 << 20) }
+
+func median[T int | int64 | float64](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func summarize(tools []tool, all []runResult) []toolSummary {
+	var sums []toolSummary
+	for _, t := range tools {
+		var cold, warm []float64
+		var bytes []int64
+		var gets, heads, pings, mounts []int
+		sum := toolSummary{Name: t.Name(), Version: t.Version(), DigestsPreserved: true}
+		for _, r := range all {
+			if r.Tool != t.Name() {
+				continue
+			}
+			if r.Error != "" {
+				sum.FailedRuns++
+				continue
+			}
+			sum.Runs++
+			cold, warm = append(cold, r.ColdS), append(warm, r.WarmS)
+			bytes = append(bytes, r.BytesUploaded)
+			gets, heads = append(gets, r.SourceWarm["GET"]), append(heads, r.SourceWarm["HEAD"])
+			pings = append(pings, r.SourceWarm["GET /v2/"])
+			mounts = append(mounts, r.Mounts)
+			sum.DigestsPreserved = sum.DigestsPreserved && r.DigestsPreserved
+		}
+		if sum.Runs == 0 {
+			sum.DigestsPreserved = false
+		}
+		sum.ColdS, sum.WarmS = round(median(cold)), round(median(warm))
+		sum.BytesUploaded, sum.Mounts = median(bytes), median(mounts)
+		sum.SourceGetWarm, sum.SourceHeadWarm, sum.SourcePingWarm = median(gets), median(heads), median(pings)
+		sums = append(sums, sum)
+	}
+	if len(sums) > 0 && sums[0].Name == "image-cloner" && sums[0].ColdS > 0 {
+		for i := range sums {
+			sums[i].ColdRatio = round(sums[i].ColdS / sums[0].ColdS)
+			if sums[0].WarmS > 0 {
+				sums[i].WarmRatio = round(sums[i].WarmS / sums[0].WarmS)
+			}
+		}
+	}
+	return sums
+}
+
+func round(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+func targets(sums []toolSummary, unique int64) []target {
+	var ours *toolSummary
+	best := 0.0
+	bestName := ""
+	for i, s := range sums {
+		if s.Name == "image-cloner" {
+			ours = &sums[i]
+		} else if s.Runs > 0 && (best == 0 || s.ColdS < best) {
+			best, bestName = s.ColdS, s.Name
+		}
+	}
+	if ours == nil || ours.Runs == 0 {
+		return nil
+	}
+	var ts []target
+	if best > 0 {
+		ts = append(ts, target{Name: "cold <= 0.8x the best peer", Met: ours.ColdS <= 0.8*best,
+			Value: fmt.Sprintf("%.2fs vs %s %.2fs: %.2fx", ours.ColdS, bestName, best, ours.ColdS/best)})
+	}
+	ts = append(ts,
+		target{Name: "bytes uploaded = unique blob bytes", Met: ours.BytesUploaded == unique,
+			Value: fmt.Sprintf("%d vs %d", ours.BytesUploaded, unique)},
+		target{Name: "warm run makes no source GET of a manifest or blob", Met: ours.SourceGetWarm == 0,
+			Value: fmt.Sprintf("%d GET, %d HEAD; and %d GET /v2/, the API root, which pulls nothing", ours.SourceGetWarm, ours.SourceHeadWarm, ours.SourcePingWarm)},
+		target{Name: "digests preserved", Met: ours.DigestsPreserved, Value: fmt.Sprint(ours.DigestsPreserved)},
+	)
+	return ts
+}
+
+func printTable(w *os.File, res results) {
+	fmt.Fprintf(w, "\nMedian of %v runs; unique blob bytes %d (%.1f MiB). Ratios are peer/image-cloner (above 1: image-cloner is faster or uploads less).\n\n",
+		res.Method["runs"], res.UniqueBlobBytes, mibf(res.UniqueBlobBytes))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tool\tcold_s\twarm_s\tuploaded_MiB\tuploaded/unique\tmounts\tsrc GET warm\tsrc HEAD warm\tsrc GET /v2/ warm\tdigests\tcold ratio\twarm ratio\truns\t")
+	for _, s := range res.Tools {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%v\t%.2f\t%.2f\t%d/%d\t\n", s.Name, s.ColdS, s.WarmS,
+			mibf(s.BytesUploaded), float64(s.BytesUploaded)/float64(res.UniqueBlobBytes), s.Mounts, s.SourceGetWarm, s.SourceHeadWarm, s.SourcePingWarm,
+			s.DigestsPreserved, s.ColdRatio, s.WarmRatio, s.Runs, s.Runs+s.FailedRuns)
+	}
+	_ = tw.Flush()
+	names := make([]string, 0, len(res.Skipped))
+	for n := range res.Skipped {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "%s: skipped: %s\n", n, res.Skipped[n])
+	}
+	fmt.Fprintln(w, "\nTargets (issue 3):")
+	for _, t := range res.Targets {
+		mark := "MET   "
+		if !t.Met {
+			mark = "MISSED"
+		}
+		fmt.Fprintf(w, "  %s %s (%s)\n", mark, t.Name, t.Value)
+	}
+	fmt.Fprintln(w)
+}
+
+func machineInfo() map[string]any {
+	m := map[string]any{"nproc": runtime.NumCPU(), "go": runtime.Version(), "goos": runtime.GOOS, "goarch": runtime.GOARCH, "load_start": loadavg()}
+	scan := func(path, key string) string {
+		f, err := os.Open(path)
+		if err != nil {
+			return ""
+		}
+		defer func() { _ = f.Close() }()
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == key {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	m["cpu_model"] = scan("/proc/cpuinfo", "model name")
+	m["mem_total"] = scan("/proc/meminfo", "MemTotal")
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m["kernel"] = strings.TrimSpace(string(data))
+	}
+	return m
+}
