@@ -22,13 +22,16 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"os"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
@@ -102,9 +105,13 @@ func TestAgent(t *testing.T) {
 		Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"backup.example.com":{"auth":"cHVsbDp4"}}}`)},
 	})).To(Succeed())
 
+	// The agent runs as a user with exactly the rights deploy/agent/rbac.yaml grants, so
+	// the test fails if the manifests lack a permission the agent uses.
+	agentCfg := agentUser(ctx, g, cluster, filepath.Join(root, "deploy", "agent", "rbac.yaml"))
 	wh := cluster.Env.WebhookInstallOptions
 	agent, err := app.New(ctx, app.Options{
-		Config:      cluster.Config,
+		Config:      agentCfg,
+		LeaderElect: true,
 		Namespace:   agentNS,
 		MetricsAddr: "0",
 		ProbeAddr:   "0",
@@ -413,6 +420,41 @@ func TestAgent(t *testing.T) {
 		g.Expect(c.Create(bg, d2)).To(Succeed())
 		g.Expect(workload.Images(d2)).To(Equal([]string{"postgres:17"}))
 	})
+}
+
+// agentUser creates a user bound to the ClusterRole and Role of the rbac manifest and returns
+// its configuration.
+func agentUser(ctx context.Context, g Gomega, cluster *testenv.Cluster, rbacPath string) *rest.Config {
+	const user = "image-cloner-agent-test"
+	data, err := os.ReadFile(rbacPath)
+	g.Expect(err).NotTo(HaveOccurred())
+	decode := serializer.NewCodecFactory(testenv.Scheme()).UniversalDeserializer().Decode
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	roles := 0
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		obj, _, err := decode([]byte(doc), nil, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		switch o := obj.(type) {
+		case *rbacv1.ClusterRole:
+			g.Expect(cluster.Client.Create(ctx, o)).To(Succeed())
+			g.Expect(cluster.Client.Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: o.Name + "-test"}, Subjects: subject,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: o.Name},
+			})).To(Succeed())
+			roles++
+		case *rbacv1.Role:
+			g.Expect(cluster.Client.Create(ctx, o)).To(Succeed())
+			g.Expect(cluster.Client.Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: o.Name + "-test"}, Subjects: subject,
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: o.Name},
+			})).To(Succeed())
+			roles++
+		}
+	}
+	g.Expect(roles).To(Equal(2))
+	u, err := cluster.Env.AddUser(envtest.User{Name: user}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	return u.Config()
 }
 
 // failClosed sets failurePolicy Fail on the installed webhooks, so that a webhook that cannot

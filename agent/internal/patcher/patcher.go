@@ -88,6 +88,9 @@ func (r *Reconciler) allWorkloads(ctx context.Context, o client.Object) []reconc
 	if o.GetName() != apiv1.ConfigMapName {
 		return nil
 	}
+	if s, err := r.Settings(ctx); err == nil && o.GetNamespace() != s.Namespace {
+		return nil
+	}
 	list, err := r.newList()
 	if err == nil {
 		err = r.Client.List(ctx, list)
