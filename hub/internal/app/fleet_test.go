@@ -60,6 +60,14 @@ func TestHub_copiesAnImageOnceForTheWholeFleet(t *testing.T) {
 	g.Expect(puts).To(Equal(1), "manifest PUTs for %s", repo)
 	testenv.Report(t, "hub: image used in 2 members copied with %d manifest PUT", puts)
 
+	// The metrics say the same: two copies (the shared image and "only"), bytes uploaded, both
+	// members connected.
+	g.Expect(f.metric("image_cloner_copies_total", map[string]string{"result": "copied"})).To(BeNumerically("==", 2))
+	g.Expect(f.metric("image_cloner_bytes_uploaded_total", nil)).To(BeNumerically(">", 8192))
+	g.Expect(f.metric("image_cloner_cluster_connected", map[string]string{"cluster": m1.Name})).To(BeNumerically("==", 1))
+	g.Expect(f.metric("image_cloner_cluster_connected", map[string]string{"cluster": m2.Name})).To(BeNumerically("==", 1))
+	g.Expect(f.metric("image_cloner_copies_in_flight", nil)).To(BeNumerically("==", 0))
+
 	// The ignored image: m2 has no workload using "only", and nobody got the kube-system image.
 	// Both reconciles ran in the same queue as the ones above; to be sure the ignored one was
 	// looked at, wait for an image created after it to be Ready first.
@@ -78,4 +86,25 @@ func TestHub_copiesAnImageOnceForTheWholeFleet(t *testing.T) {
 	n, err := f.upstream.CountRequests("", "/team/system/")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(n).To(Equal(seeded), "the hub never asked the upstream registry about the ignored image")
+}
+
+// TestHub_localClusterServesTheHubsOwnCluster runs the hub with --local-cluster and no
+// registration Secret: the hub's own cluster is member "local" and its workloads are backed up
+// (the seed's single-cluster setup); the hub's own namespace is ignored.
+func TestHub_localClusterServesTheHubsOwnCluster(t *testing.T) {
+	g := NewWithT(t)
+	f := startFleet(t, fleetOptions{local: true})
+	ctx := t.Context()
+	f.waitState(clusters.LocalCluster, clusters.Connected)
+	g.Expect(f.status(clusters.LocalCluster).Secret).To(BeEmpty())
+
+	image, digest := f.seed("team/local:1")
+	own, _ := f.seed("team/own:1")
+	g.Expect(f.hub.Client.Create(ctx, deployment(hubNS, "hub-itself", own))).To(Succeed())
+	g.Expect(f.hub.Client.Create(ctx, deployment(namespace(t, f.hub), "web", image))).To(Succeed())
+	ci := waitPhase(t, f.hub, image, v1alpha1.PhaseReady)
+	g.Expect(ci.Status.Digest).To(Equal(digest.String()))
+	mine, err := clonedImage(ctx, f.hub, own)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(mine).To(BeNil(), "the installation namespace is always ignored")
 }

@@ -50,6 +50,7 @@ type fleet struct {
 	upstream *testenv.Registry
 	backup   *testenv.Registry
 	h        *app.Hub
+	metrics  *prometheus.Registry
 }
 
 type fleetOptions struct {
@@ -58,6 +59,8 @@ type fleetOptions struct {
 	configData map[string]string
 	// noPushSecret leaves the push credentials out.
 	noPushSecret bool
+	// local registers the hub's own cluster as member "local" (--local-cluster).
+	local bool
 }
 
 func startFleet(t *testing.T, o fleetOptions) *fleet {
@@ -95,13 +98,15 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 		g.Expect(f.hub.Client.Create(ctx, f.pushSecret(f.backup.DockerConfigJSON()))).To(Succeed())
 	}
 
+	f.metrics = prometheus.NewRegistry()
 	h, err := app.New(f.hub.Config, app.Options{
-		Namespace: hubNS,
+		Namespace:    hubNS,
+		LocalCluster: o.local,
 		Clusters: clusters.Options{
 			ProbeInterval: 250 * time.Millisecond, ProbeTimeout: 2 * time.Second, FailureThreshold: 2,
 			BackoffInitial: 250 * time.Millisecond, BackoffMax: 2 * time.Second,
 		},
-		MetricsRegistry:    prometheus.NewRegistry(),
+		MetricsRegistry:    f.metrics,
 		Log:                testr.NewWithOptions(t, testr.Options{Verbosity: 0}),
 		SkipNameValidation: true,
 	})
@@ -252,4 +257,31 @@ func waitPhase(t *testing.T, c *testenv.Cluster, image string, phase v1alpha1.Ph
 	})
 	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "ClonedImage of %s in %s never %s; last: %+v", image, c.Name, phase, ci)
 	return ci
+}
+
+// metric returns the value of the hub metric name with the given labels, 0 when absent.
+func (f *fleet) metric(name string, labels map[string]string) float64 {
+	f.t.Helper()
+	families, err := f.metrics.Gather()
+	NewWithT(f.t).Expect(err).NotTo(HaveOccurred())
+	for _, fam := range families {
+		if fam.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range fam.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -11,10 +11,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/registration"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
@@ -84,4 +86,36 @@ func TestImages_failedCopiesAreActionableAndOthersStayReady(t *testing.T) {
 	still, err := clonedImage(ctx, m1, good)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(still.IsReady()).To(BeTrue())
+}
+
+// TestImages_pendingClonedImagesFromTheAgentArePickedUp creates, as the agent's webhook does, a
+// Pending ClonedImage with no workload using it yet: the hub backs the image up and makes it Ready.
+func TestImages_pendingClonedImagesFromTheAgentArePickedUp(t *testing.T) {
+	g := NewWithT(t)
+	f := startFleet(t, fleetOptions{members: 1})
+	ctx := t.Context()
+	m1 := f.members[0]
+	f.register(m1, registration.ClusterAPI)
+
+	image, digest := f.seed("team/denied:1")
+	src, err := imageref.Parse(image)
+	g.Expect(err).NotTo(HaveOccurred())
+	ci := &v1alpha1.ClonedImage{
+		ObjectMeta: metav1.ObjectMeta{Name: imageref.ObjectName(src)},
+		Spec:       v1alpha1.ClonedImageSpec{Source: src.String()},
+	}
+	g.Expect(m1.Client.Create(ctx, ci)).To(Succeed())
+	uid := ci.UID
+	// The agent sets Pending right after creating it; the hub may have been quicker.
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := m1.Client.Get(ctx, client.ObjectKeyFromObject(ci), ci); err != nil || ci.Status.Phase != "" {
+			return err
+		}
+		ci.Status.Phase = v1alpha1.PhasePending
+		return m1.Client.Status().Update(ctx, ci)
+	})).To(Succeed())
+
+	ready := waitPhase(t, m1, image, v1alpha1.PhaseReady)
+	g.Expect(ready.Status.Digest).To(Equal(digest.String()))
+	g.Expect(ready.UID).To(Equal(uid), "the agent's object was updated, not replaced")
 }

@@ -55,13 +55,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 // Observer feeds the copy metrics from a Mirror.
 func (m *Metrics) Observer() mirror.Observer {
 	// CopyStarted is called only for calls that move content; count them per source and
-	// backup so that CopyFinished only decrements what was started.
+	// backup repository (the Mirror may pass a resolved digest reference to one hook and the
+	// tag to the other) so that CopyFinished only decrements what was started.
 	var mu sync.Mutex
 	started := map[string]int{}
 	return mirror.Observer{
 		CopyStarted: func(src, dst name.Reference) {
 			mu.Lock()
-			started[src.String()+" "+dst.String()]++
+			started[pair(src, dst)]++
 			mu.Unlock()
 			m.CopiesInFlight.Inc()
 		},
@@ -80,7 +81,7 @@ func (m *Metrics) Observer() mirror.Observer {
 			default:
 				m.Copies.WithLabelValues("copied").Inc()
 			}
-			k := src.String() + " " + dst.String()
+			k := pair(src, dst)
 			mu.Lock()
 			was := started[k] > 0 && !res.Shared
 			if was {
@@ -116,4 +117,8 @@ func (m *Metrics) Images() images.Metrics {
 		CopyWaiting: func(d int) { m.CopyQueueDepth.Add(float64(d)) },
 		Failed:      func(reason string) { m.Errors.WithLabelValues(reason).Inc() },
 	}
+}
+
+func pair(src, dst name.Reference) string {
+	return src.Context().String() + " " + dst.Context().String()
 }
