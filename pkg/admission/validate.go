@@ -90,8 +90,12 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 	}
 	kind := strings.ToLower(req.Kind.Kind)
 	if s.Enforcing() {
+		name := obj.GetName()
+		if name == "" {
+			name = obj.GetGenerateName() + "*"
+		}
 		return admission.Denied(fmt.Sprintf("image-cloner (WEBHOOK_MODE=enforce) refused %s %s/%s: %s",
-			kind, req.Namespace, req.Name, strings.Join(problems, "; ")))
+			kind, req.Namespace, name, strings.Join(problems, "; ")))
 	}
 	return admission.Allowed("").WithWarnings(problems...)
 }
