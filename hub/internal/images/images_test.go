@@ -1,0 +1,69 @@
+package images
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/mirror"
+	"github.com/image-cloner/image-cloner/pkg/workload"
+)
+
+func TestSources_includeOriginalsOfRewrittenWorkloads(t *testing.T) {
+	g := NewWithT(t)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+			workload.OriginalImagesAnnotation: `{"containers/web":"nginx:1.25"}`,
+		}},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{{Name: "init", Image: "busybox"}},
+			Containers: []corev1.Container{
+				{Name: "web", Image: "quay.io/acme/docker.io_library_nginx:1.25"},
+				{Name: "side", Image: "docker.io/library/busybox:latest"},
+				{Name: "bad", Image: "Not A Reference"},
+			},
+		}}},
+	}
+	g.Expect(Sources(d)).To(ConsistOf(
+		"docker.io/library/busybox:latest",
+		"quay.io/acme/docker.io_library_nginx:1.25",
+		"docker.io/library/nginx:1.25",
+	))
+	reqs := mapToImages(t.Context(), d)
+	g.Expect(reqs).To(HaveLen(3))
+
+	ci := &v1alpha1.ClonedImage{Spec: v1alpha1.ClonedImageSpec{Source: "nginx"}}
+	g.Expect(mapToImages(t.Context(), ci)).To(Equal([]reconcile.Request{request("docker.io/library/nginx:latest")}))
+}
+
+func TestReasonFor_mapsMirrorKindsAndSides(t *testing.T) {
+	statusErr := func(host string, code int) error {
+		u, _ := url.Parse("https://" + host + "/v2/x/manifests/1")
+		return fmt.Errorf("copying: %w", &transport.Error{StatusCode: code, Request: &http.Request{URL: u}})
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{statusErr("src.example", http.StatusNotFound), v1alpha1.ReasonSourceNotFound},
+		{statusErr("backup.example", http.StatusUnauthorized), v1alpha1.ReasonAuthenticationError},
+		{statusErr("src.example", http.StatusServiceUnavailable), v1alpha1.ReasonSourceUnreachable},
+		{statusErr("backup.example", http.StatusServiceUnavailable), v1alpha1.ReasonBackupUnreachable},
+		{&mirror.RateLimitedError{Registry: "src.example"}, v1alpha1.ReasonRateLimited},
+		{fmt.Errorf("x: %w", &mirror.Schema1Error{Source: "a", Target: "backup.example"}), v1alpha1.ReasonSchema1Refused},
+		{&mirror.DigestMismatchError{}, v1alpha1.ReasonDigestMismatch},
+		{fmt.Errorf("something else"), v1alpha1.ReasonCopyFailed},
+	} {
+		NewWithT(t).Expect(reasonFor(tc.err, "backup.example")).To(Equal(tc.want), "%v", tc.err)
+	}
+}
