@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -95,6 +97,29 @@ func enforce() *backups.Settings {
 	s := backups.Defaults(apiv1.DefaultNamespace)
 	s.WebhookMode = backups.Enforce
 	return s
+}
+
+func count(t *testing.T, c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	if err := (<-ch).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func TestValidator_countsResultsAndRequestedCopies(t *testing.T) {
+	g := NewWithT(t)
+	v, _, _ := fixture(t, enforce())
+	denied := requestsTotal.WithLabelValues("validate", "Deployment", resultDenied)
+	allowed := requestsTotal.WithLabelValues("validate", "Deployment", resultAllowed)
+	d0, a0, c0 := count(t, denied), count(t, allowed), count(t, copiesRequestedTotal)
+	v.Handle(context.Background(), req(t, admissionv1.Create, deploymentKind, deployment("redis:7", "memcached:1"), nil))
+	v.Handle(context.Background(), req(t, admissionv1.Create, deploymentKind, deployment("nginx:1.25"), nil))
+	g.Expect(count(t, denied) - d0).To(Equal(1.0))
+	g.Expect(count(t, allowed) - a0).To(Equal(1.0))
+	g.Expect(count(t, copiesRequestedTotal) - c0).To(Equal(2.0))
 }
 
 func TestValidator_updateChecksOnlyNewImages(t *testing.T) {

@@ -36,35 +36,41 @@ type Mutator struct {
 // and UPDATE (so re-applying a manifest keeps the backup), Jobs on CREATE only (their pod
 // template is immutable).
 func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	resp, result := m.handle(ctx, req)
+	requestsTotal.WithLabelValues("mutate", req.Kind.Kind, result).Inc()
+	return resp
+}
+
+func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
 	obj := newObject(req)
 	if obj == nil {
-		return admission.Allowed("not a kind image-cloner rewrites")
+		return admission.Allowed("not a kind image-cloner rewrites"), resultExcluded
 	}
 	_, isPod := obj.(*corev1.Pod)
 	switch {
 	case req.Operation == admissionv1.Create:
 	case req.Operation == admissionv1.Update && !isPod && req.Kind.Kind != "Job":
 	default:
-		return admission.Allowed("")
+		return admission.Allowed(""), resultAllowed
 	}
 	if err := m.Decoder.Decode(req, obj); err != nil {
-		return admission.Errored(http.StatusBadRequest, err)
+		return admission.Errored(http.StatusBadRequest, err), resultUnjudged
 	}
 	s, err := m.Settings(ctx)
 	if err != nil {
-		return allowUnjudged(err)
+		return allowUnjudged(err), resultUnjudged
 	}
 	if !isPod && s.PodMode() {
-		return admission.Allowed("REWRITE_MODE=pod: workloads are left as written")
+		return admission.Allowed("REWRITE_MODE=pod: workloads are left as written"), resultExcluded
 	}
 	// The namespace of a Pod being created by a controller is in the request, not the object.
 	ns := req.Namespace
 	why, err := excluded(ctx, m.Reader, s, ns)
 	if err != nil {
-		return allowUnjudged(err)
+		return allowUnjudged(err), resultUnjudged
 	}
 	if why != "" {
-		return admission.Allowed(why)
+		return admission.Allowed(why), resultExcluded
 	}
 
 	targets := map[string]string{}
@@ -74,33 +80,33 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 			continue
 		}
 		if err != nil {
-			return allowUnjudged(err)
+			return allowUnjudged(err), resultUnjudged
 		}
 		if !d.IsBackup && d.Target != "" {
 			targets[img] = d.Target
 		}
 	}
 	if len(targets) == 0 {
-		return admission.Allowed("no image with a Ready backup to rewrite")
+		return admission.Allowed("no image with a Ready backup to rewrite"), resultAllowed
 	}
 	changed, err := workload.Rewrite(obj, func(image string) (string, bool) {
 		to, ok := targets[image]
 		return to, ok
 	})
 	if err != nil {
-		return allowUnjudged(err)
+		return allowUnjudged(err), resultUnjudged
 	}
 	if len(changed) == 0 {
-		return admission.Allowed("")
+		return admission.Allowed(""), resultAllowed
 	}
 	if err := m.addPullSecret(ctx, ns, obj); err != nil {
-		return allowUnjudged(err)
+		return allowUnjudged(err), resultUnjudged
 	}
 	data, err := json.Marshal(obj)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+		return admission.Errored(http.StatusInternalServerError, err), resultUnjudged
 	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, data)
+	return admission.PatchResponseFromRaw(req.Object.Raw, data), resultMutated
 }
 
 func (m *Mutator) addPullSecret(ctx context.Context, ns string, obj client.Object) error {

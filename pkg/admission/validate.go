@@ -40,26 +40,32 @@ type Validator struct {
 // images the old object did not have are checked, so scaling a workload, or image-cloner
 // patching one container of it, is never refused because of another container.
 func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	resp, result := v.handle(ctx, req)
+	requestsTotal.WithLabelValues("validate", req.Kind.Kind, result).Inc()
+	return resp
+}
+
+func (v *Validator) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return admission.Allowed("")
+		return admission.Allowed(""), resultAllowed
 	}
 	obj := newObject(req)
 	if obj == nil {
-		return admission.Allowed("not a workload image-cloner validates")
+		return admission.Allowed("not a workload image-cloner validates"), resultExcluded
 	}
 	if err := v.Decoder.Decode(req, obj); err != nil {
-		return admission.Errored(http.StatusBadRequest, err)
+		return admission.Errored(http.StatusBadRequest, err), resultUnjudged
 	}
 	s, err := v.Settings(ctx)
 	if err != nil {
-		return allowUnjudged(err)
+		return allowUnjudged(err), resultUnjudged
 	}
 	why, err := excluded(ctx, v.Reader, s, req.Namespace)
 	if err != nil {
-		return allowUnjudged(err)
+		return allowUnjudged(err), resultUnjudged
 	}
 	if why != "" {
-		return admission.Allowed(why)
+		return admission.Allowed(why), resultExcluded
 	}
 
 	images := workload.Images(obj)
@@ -78,7 +84,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 			continue // not ours to judge: the kubelet will say
 		}
 		if err != nil {
-			return allowUnjudged(err)
+			return allowUnjudged(err), resultUnjudged
 		}
 		if d.BackedUp() {
 			continue
@@ -86,7 +92,7 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 		problems = append(problems, v.missing(ctx, req, d))
 	}
 	if len(problems) == 0 {
-		return admission.Allowed("every image is backed up")
+		return admission.Allowed("every image is backed up"), resultAllowed
 	}
 	kind := strings.ToLower(req.Kind.Kind)
 	if s.Enforcing() {
@@ -95,9 +101,9 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 			name = obj.GetGenerateName() + "*"
 		}
 		return admission.Denied(fmt.Sprintf("image-cloner (WEBHOOK_MODE=enforce) refused %s %s/%s: %s",
-			kind, req.Namespace, name, strings.Join(problems, "; ")))
+			kind, req.Namespace, name, strings.Join(problems, "; "))), resultDenied
 	}
-	return admission.Allowed("").WithWarnings(problems...)
+	return admission.Allowed("").WithWarnings(problems...), resultWarned
 }
 
 // missing requests a copy of d's image (unless it exists or this is a dry run) and returns the
@@ -132,6 +138,7 @@ func (v *Validator) missing(ctx context.Context, req admission.Request, d backup
 		log.Error(err, "Requesting a copy", "image", d.Source, "clonedImage", klog.KObj(ci))
 		return fmt.Sprintf("image %q has no backup yet and requesting a copy failed (%v); retry in a moment", d.Image, err)
 	}
+	copiesRequestedTotal.Inc()
 	log.Info("Requested a copy", "image", d.Source, "clonedImage", klog.KObj(ci),
 		"workload", klog.KRef(req.Namespace, req.Name), "kind", req.Kind.Kind)
 	return fmt.Sprintf("image %q has no backup yet: a copy has been requested (ClonedImage %s is Pending); %s", d.Image, d.ObjectName, retry)

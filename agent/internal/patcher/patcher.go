@@ -160,6 +160,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		for _, c := range changed {
 			images = append(images, c.Key()+"="+c.Image)
 		}
+		if gvk, err := r.Client.GroupVersionKindFor(r.Kind); err == nil {
+			containersPatchedTotal.WithLabelValues(gvk.Kind).Add(float64(len(changed)))
+		}
 		log.Info("Patched workload images to their backups", "workload", klog.KObj(obj), "containers", images)
 		if r.Recorder != nil {
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonImagesPatched, "Patch",
