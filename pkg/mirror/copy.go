@@ -187,7 +187,10 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 	res.MediaType = desc.MediaType
 	st.addManifest(desc.Digest, desc.Size)
 
-	t := &target{repo: dst.Context(), blobs: m.blobs, stats: st, schema1: desc.MediaType.IsSchema1()}
+	t := &target{repo: dst.Context(), blobs: m.blobs, stats: st, schema1: desc.MediaType.IsSchema1(),
+		ctx: ctx, uploads: &m.uploads, wait: m.o.requestTimeout}
+	defer t.releaseAll()
+	st.arrived = t.arrived
 	var image remote.Taggable
 	switch mt := desc.MediaType; {
 	case mt.IsIndex():

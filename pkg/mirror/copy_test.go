@@ -2,6 +2,7 @@ package mirror_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -460,4 +461,48 @@ func mustRaw(t *testing.T, x interface{ RawManifest() ([]byte, error) }) []byte 
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestCopy_concurrentCopiesUploadASharedLayerOnce(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	base, err := random.Layer(64<<10, types.OCILayer)
+	g.Expect(err).NotTo(HaveOccurred())
+	baseSize, err := base.Size()
+	g.Expect(err).NotTo(HaveOccurred())
+	const apps = 4
+	srcs := make([]name.Reference, apps)
+	for i := range srcs {
+		img, err := mutate.AppendLayers(randomImage(t, 1), base)
+		g.Expect(err).NotTo(HaveOccurred())
+		srcs[i], _ = e.push(fmt.Sprintf("team/app%d:1", i), img)
+	}
+	m := e.mirror()
+	// Slow uploads, so that every copy starts before the first one has the base layer.
+	e.dst.proxy.Add(mirrortest.Fault{Method: http.MethodPut, Kind: mirrortest.KindUpload, Delay: 50 * time.Millisecond})
+
+	ctx := ctxT(t)
+	results := make([]mirror.Result, apps)
+	errs := make([]error, apps)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range srcs {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = m.Copy(ctx, srcs[i], e.dst.ref(t, fmt.Sprintf("backup/app%d:1", i)))
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var uploaded, mounted int64
+	for i := range results {
+		g.Expect(errs[i]).NotTo(HaveOccurred())
+		uploaded += results[i].BytesUploaded
+		mounted += results[i].BytesMounted
+		expectBackupEqualsSource(g, srcs[i], e.dst.ref(t, fmt.Sprintf("backup/app%d:1", i)))
+	}
+	// Each app's own layer and config, and the base once; the other copies mount the base.
+	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindUpload)).To(Equal(2*apps + 1))
+	g.Expect(mounted).To(Equal((apps - 1) * baseSize))
 }

@@ -17,7 +17,9 @@
 //     keep working against the backup. Blobs are streamed from source to backup, never held
 //     in memory, WithJobs at a time; blobs the backup repository has are skipped, and blobs
 //     another repository of the backup registry has (the Mirror keeps a bounded index of
-//     those) are mounted across repositories instead of uploaded.
+//     those) are mounted across repositories instead of uploaded. A blob that a concurrent
+//     copy is uploading to another repository is waited for, then mounted, so that images
+//     copied together upload their shared base layers once.
 //   - Requests are retried with exponential backoff and jitter on 5xx, 408, 429, broken and
 //     timed-out connections, when they can be replayed; a 429 Retry-After is honoured up to
 //     the maximum delay, beyond which the call fails with a RateLimitedError to requeue.

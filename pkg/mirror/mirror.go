@@ -22,6 +22,7 @@ type Mirror struct {
 	transport http.RoundTripper
 	presence  *presenceCache
 	blobs     *blobIndex
+	uploads   uploads
 	copies    chan struct{} // a slot per copy allowed to run
 	flights   flights
 }

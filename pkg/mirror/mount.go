@@ -1,6 +1,10 @@
 package mirror
 
 import (
+	"context"
+	"sync"
+	"time"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -14,6 +18,35 @@ type target struct {
 	blobs   *blobIndex
 	stats   *copyStats
 	schema1 bool // schema 1 manifests do not state blob sizes
+
+	ctx     context.Context // the copy's
+	uploads *uploads
+	wait    time.Duration // the longest wait for another copy's upload
+
+	mu      sync.Mutex
+	claimed map[v1.Hash]*upload // blobs this copy moves
+}
+
+// arrived is called when the copy's requests show that the destination repository has h
+// (found, mounted or uploaded): from then on other copies mount it from here.
+func (t *target) arrived(h v1.Hash, size int64) {
+	t.blobs.add(t.repo, h, size)
+	t.mu.Lock()
+	u := t.claimed[h]
+	t.mu.Unlock()
+	if u != nil {
+		t.uploads.release(h, u)
+	}
+}
+
+// releaseAll ends the claims of a copy that is over, whatever moved, so nobody waits on it.
+func (t *target) releaseAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for h, u := range t.claimed {
+		t.uploads.release(h, u)
+	}
+	t.claimed = nil
 }
 
 // layer prepares a source layer for remote.Push. go-containerregistry mounts a layer only when
@@ -22,6 +55,9 @@ type target struct {
 // is of no use for a mount into another registry (and go-containerregistry then sends a
 // pointless ?from=<source repository>), so that wrapper is removed; a layer the blob index
 // knows in another repository of the backup registry is wrapped with that repository instead.
+// A layer that another copy is uploading to another repository right now is wrapped with that
+// repository too, and waits for that upload before go-containerregistry mounts it (see
+// awaitedLayer).
 func (t *target) layer(l v1.Layer) (v1.Layer, error) {
 	if ml, ok := l.(*remote.MountableLayer); ok {
 		l = ml.Layer
@@ -50,7 +86,32 @@ func (t *target) layer(l v1.Layer) (v1.Layer, error) {
 		}
 		return &remote.MountableLayer{Layer: l, Reference: loc.repo.Digest(h.String())}, nil
 	}
+	if t.uploads == nil || !mt.IsDistributable() {
+		return l, nil
+	}
+	other, mine := t.uploads.claim(t.repo, h)
+	if other != nil {
+		return &remote.MountableLayer{
+			Layer:     &awaitedLayer{Layer: l, ctx: t.ctx, done: other.done, limit: t.wait},
+			Reference: other.repo.Digest(h.String()),
+		}, nil
+	}
+	t.mu.Lock()
+	if t.claimed == nil {
+		t.claimed = map[v1.Hash]*upload{}
+	}
+	t.claimed[h] = mine
+	t.mu.Unlock()
 	return l, nil
+}
+
+func isAwaited(l v1.Layer) bool {
+	ml, ok := l.(*remote.MountableLayer)
+	if !ok {
+		return false
+	}
+	_, ok = ml.Layer.(*awaitedLayer)
+	return ok
 }
 
 // mirrorImage is a source image whose layers are prepared by target.layer. Its manifest is
@@ -65,15 +126,23 @@ func (i *mirrorImage) Layers() ([]v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// go-containerregistry writes layers in this order, a few at a time: the layers this copy
+	// moves go first, so that its own uploads never queue behind layers waiting for another
+	// copy's (which may be waiting for ours). The manifest is the source's, whatever the order.
 	out := make([]v1.Layer, 0, len(ls))
+	var awaited []v1.Layer
 	for _, l := range ls {
 		w, err := i.t.layer(l)
 		if err != nil {
 			return nil, err
 		}
+		if isAwaited(w) {
+			awaited = append(awaited, w)
+			continue
+		}
 		out = append(out, w)
 	}
-	return out, nil
+	return append(out, awaited...), nil
 }
 
 func (i *mirrorImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {

@@ -19,6 +19,9 @@ type copyStats struct {
 	host      string // the backup registry's host
 	blobsPath string // "/v2/<repository>/blobs/"
 	obs       Observer
+	// arrived, when set, is told of each blob the destination repository turns out to hold
+	// (found, mounted or uploaded), as soon as the response says so.
+	arrived func(h v1.Hash, size int64)
 
 	mu        sync.Mutex
 	sizes     map[v1.Hash]int64 // every blob referenced, -1 when the manifest does not say
@@ -119,9 +122,19 @@ func (s *copyStats) observe(req *http.Request, resp *http.Response, sentBytes in
 		s.uploaded[h] = size
 		notify = s.obs.BytesUploaded
 	}
+	arrived, arrivedSize := s.arrived, s.sizes[h]
+	if s.foreign[h] {
+		arrived = nil
+	}
+	if _, ok := s.sizes[h]; !ok {
+		arrivedSize = -1
+	}
 	s.mu.Unlock()
 	if notify != nil {
 		notify(size)
+	}
+	if arrived != nil {
+		arrived(h, arrivedSize)
 	}
 }
 
