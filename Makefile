@@ -67,8 +67,14 @@ e2e-kind: ## End-to-end specs against kind clusters, needs Docker (not yet: issu
 	@echo "make e2e-kind: not yet (issue 6)"; exit 1
 
 .PHONY: bench
-bench: ## Copy and fleet benchmarks side by side with crane, skopeo, regctl (not yet: issues 3, 9)
-	@echo "make bench: not yet (issues 3 and 9)"; exit 1
+bench: bench-copy ## Every benchmark: bench-copy (bench-fleet is not yet: issue 9)
+	@echo "make bench: bench-fleet is not yet (issue 9)"
+
+.PHONY: bench-copy
+bench-copy: test-deps ## Copy a synthetic fleet with image-cloner, crane, skopeo and regctl; writes bench/results/copy.json
+	@tools=$$(hack/bench-tools.sh | tail -1); \
+	  assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
+	  IMAGE_CLONER_ASSETS=$$assets $(GO) run ./bench/copy -tools "$$tools" $(BENCH_COPY_FLAGS)
 
 .PHONY: demo
 demo: ## Run the local demo: control planes, registries, hub, agents, dashboard (not yet: issue 6)

@@ -89,14 +89,13 @@ func (l *blobLayer) MediaType() (types.MediaType, error) { return types.DockerLa
 // newLayer makes a real layer: a tar holding one file of size random (incompressible) bytes,
 // gzipped without compression (stored blocks) so the blob is as large as its content, like the
 // already-compressed binaries that dominate real images.
+// The content comes from its own generator, seeded from the fleet's, so that the fleet's shape
+// does not depend on the sizes (-scale).
 func newLayer(rng *rand.Rand, path string, size int) (*blobLayer, error) {
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], rng.Uint64())
 	content := make([]byte, size)
-	for i := 0; i+8 <= len(content); i += 8 {
-		v := rng.Uint64()
-		for j := range 8 {
-			content[i+j] = byte(v >> (8 * j))
-		}
-	}
+	_, _ = rand.NewChaCha8(seed).Read(content)
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
 	if err := tw.WriteHeader(&tar.Header{Name: path, Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
