@@ -81,7 +81,7 @@ func rotate(t *testing.T, f *fleet, s *corev1.Secret, user *envtest.Authenticate
 	g.Expect(f.hub.Client.Update(t.Context(), s)).To(Succeed())
 }
 
-// TestClusters_malformedSecretsAreReportedWhileOthersAreServed registers four broken Secrets
+// TestClusters_malformedSecretsAreReportedWhileOthersAreServed registers six broken Secrets
 // next to a good one: each gets a Warning Event and an Invalid or Unreachable state, none
 // quoting the kubeconfig, and the good member keeps being served.
 func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) {
@@ -101,6 +101,20 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 	}
 	unreachable, err := clientcmd.Write(*raw)
 	g.Expect(err).NotTo(HaveOccurred())
+	otherCA, err := testenv.NewCA()
+	g.Expect(err).NotTo(HaveOccurred())
+	raw, _ = clientcmd.Load(m1.Kubeconfig)
+	for _, c := range raw.Clusters {
+		c.CertificateAuthorityData = otherCA.CertPEM
+	}
+	wrongCA, err := clientcmd.Write(*raw)
+	g.Expect(err).NotTo(HaveOccurred())
+	raw, _ = clientcmd.Load(m1.Kubeconfig)
+	for _, a := range raw.AuthInfos {
+		a.ClientCertificateData, a.ClientKeyData, a.Token = nil, nil, "revoked-token-123"
+	}
+	badToken, err := clientcmd.Write(*raw)
+	g.Expect(err).NotTo(HaveOccurred())
 
 	broken := map[string]struct {
 		data   map[string][]byte
@@ -112,6 +126,8 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 		"bad-yaml":        {map[string][]byte{"kubeconfig": []byte("apiVersion: v1\nclusters: [ {{{ secret-token-123")}, clusters.Invalid, clusters.ReasonInvalidKubeconfig, "is not a valid kubeconfig"},
 		"unknown-context": {map[string][]byte{"kubeconfig": unknownContext}, clusters.Invalid, clusters.ReasonInvalidKubeconfig, `current-context "nope"`},
 		"unreachable":     {map[string][]byte{"kubeconfig": unreachable}, clusters.Unreachable, clusters.ReasonUnreachable, "127.0.0.1:1"},
+		"wrong-ca":        {map[string][]byte{"kubeconfig": wrongCA}, clusters.Unreachable, clusters.ReasonUnreachable, "certificate"},
+		"bad-token":       {map[string][]byte{"kubeconfig": badToken}, clusters.Unreachable, clusters.ReasonUnreachable, "refused the kubeconfig's credentials (401)"},
 	}
 	for n, b := range broken {
 		s := &corev1.Secret{
@@ -141,6 +157,7 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 		msg := ev.Message
 		g.Expect(msg).To(ContainSubstring(b.says))
 		g.Expect(msg).NotTo(ContainSubstring("secret-token-123"))
+		g.Expect(msg).NotTo(ContainSubstring("revoked-token-123"))
 		g.Expect(msg).NotTo(ContainSubstring("BEGIN CERTIFICATE"))
 		g.Expect(strings.Contains(msg, string(m1.Config.CAData[:40]))).To(BeFalse())
 

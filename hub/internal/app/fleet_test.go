@@ -7,6 +7,7 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/registration"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
@@ -90,21 +91,31 @@ func TestHub_copiesAnImageOnceForTheWholeFleet(t *testing.T) {
 
 // TestHub_localClusterServesTheHubsOwnCluster runs the hub with --local-cluster and no
 // registration Secret: the hub's own cluster is member "local" and its workloads are backed up
-// (the seed's single-cluster setup); the hub's own namespace is ignored.
+// (the seed's single-cluster setup); the hub's own namespace and REGISTRIES_TO_IGNORE are not.
 func TestHub_localClusterServesTheHubsOwnCluster(t *testing.T) {
 	g := NewWithT(t)
 	f := startFleet(t, fleetOptions{local: true})
 	ctx := t.Context()
+	setConfig(t, f, map[string]string{
+		config.KeyBackupRegistry:     f.backup.Host + "/backups",
+		config.KeyRegistriesToIgnore: "ignored.example",
+	})
 	f.waitState(clusters.LocalCluster, clusters.Connected)
 	g.Expect(f.status(clusters.LocalCluster).Secret).To(BeEmpty())
 
 	image, digest := f.seed("team/local:1")
 	own, _ := f.seed("team/own:1")
 	g.Expect(f.hub.Client.Create(ctx, deployment(hubNS, "hub-itself", own))).To(Succeed())
+	// An image of an ignored registry (which does not exist: trying it would record a failure).
+	skipped := "ignored.example/team/skipped:1"
+	g.Expect(f.hub.Client.Create(ctx, deployment(namespace(t, f.hub), "skipped", skipped))).To(Succeed())
 	g.Expect(f.hub.Client.Create(ctx, deployment(namespace(t, f.hub), "web", image))).To(Succeed())
 	ci := waitPhase(t, f.hub, image, v1alpha1.PhaseReady)
 	g.Expect(ci.Status.Digest).To(Equal(digest.String()))
 	mine, err := clonedImage(ctx, f.hub, own)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(mine).To(BeNil(), "the installation namespace is always ignored")
+	none, err := clonedImage(ctx, f.hub, skipped)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(none).To(BeNil(), "images of REGISTRIES_TO_IGNORE are never copied")
 }

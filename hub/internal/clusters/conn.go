@@ -2,6 +2,7 @@ package clusters
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -284,7 +285,7 @@ func (c *conn) probe(ctx context.Context, hc *http.Client) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("probing %s: %w", c.config.Host, err)
+		return fmt.Errorf("probing %s: %w; %s", c.config.Host, err, advice(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
@@ -328,4 +329,23 @@ func (c *conn) checkAccess(ctx context.Context, cl cluster.Cluster) error {
 		}
 	}
 	return nil
+}
+
+// advice says what to check for a failed connection.
+func advice(err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &unknownCA):
+		return "the server's certificate is not signed by the kubeconfig's certificate-authority-data: put the member's CA there"
+	case errors.As(err, &hostname):
+		return "the server's certificate does not name the kubeconfig's server address: use an address the certificate names, or set tls-server-name"
+	case errors.As(err, &invalid):
+		return "the server's certificate is not valid (expired or not yet valid?)"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the server did not answer in time: check the address, network and firewall between the hub and the member"
+	default:
+		return "check the kubeconfig's server address and the network between the hub and the member"
+	}
 }
