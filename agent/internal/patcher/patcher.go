@@ -30,6 +30,9 @@ const ReasonImagesPatched = "ImagesPatched"
 type Reconciler struct {
 	// Client reads (from the cache) and writes workloads.
 	Client client.Client
+	// APIReader, optional, reads workloads past the cache after a conflict, so a retry sees
+	// the version that won rather than the cache's possibly older one.
+	APIReader client.Reader
 	// Kind is an empty object of the kind reconciled, e.g. &appsv1.Deployment{}.
 	Kind client.Object
 	// Lookup decides which backup each image gets.
@@ -133,10 +136,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	var changed []workload.Ref
 	var obj client.Object
+	var reader client.Reader = r.Client
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		obj = r.Kind.DeepCopyObject().(client.Object)
-		if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		if err := reader.Get(ctx, req.NamespacedName, obj); err != nil {
 			return err
+		}
+		if r.APIReader != nil {
+			reader = r.APIReader // any further attempt follows a conflict
 		}
 		if obj.GetDeletionTimestamp() != nil {
 			changed = nil

@@ -12,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -221,6 +222,55 @@ func TestPatcher(t *testing.T) {
 		g.Expect(image(d, workload.Containers, "main")()).To(Equal("memcached:1.6"))
 	})
 
+	t.Run("retriesOnConflictKeepingTheOtherWrite", func(t *testing.T) {
+		g := NewWithT(t)
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		cfg.set(func(s *backups.Settings) { s.IgnoredNamespaces = []string{ns} }) // keep the controller out
+		defer cfg.set(func(s *backups.Settings) { s.IgnoredNamespaces = nil })
+		_, err = agenttest.ClonedImage(ctx, c, "haproxy:3.0", apiv1.PhaseReady, backupRegistry+"/docker.io_library_haproxy:3.0")
+		g.Expect(err).NotTo(HaveOccurred())
+		d := agenttest.Deployment(ns, "lb", "haproxy:3.0", "haproxy:3.0")
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
+			return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
+		})).To(Succeed())
+
+		// Someone else writes the Deployment between the patcher's read and its update.
+		conflicts := 0
+		raced := false
+		cl := mgr.GetClient()
+		racing := &updateHook{Client: cl,
+			update: func(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+				if !raced {
+					raced = true
+					other := &appsv1.Deployment{}
+					if err := c.Get(ctx, client.ObjectKeyFromObject(obj), other); err != nil {
+						return err
+					}
+					other.Labels = map[string]string{"owner": "someone-else"}
+					if err := c.Update(ctx, other); err != nil {
+						return err
+					}
+				}
+				err := cl.Update(ctx, obj, opts...)
+				if apierrors.IsConflict(err) {
+					conflicts++
+				}
+				return err
+			}}
+		s, _ := cfg.get(ctx)
+		s.IgnoredNamespaces = nil
+		r := &patcher.Reconciler{Client: racing, APIReader: mgr.GetAPIReader(), Kind: &appsv1.Deployment{},
+			Lookup: lookup, Settings: backups.Static(s)}
+		_, err = r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(conflicts).To(Equal(1), "the stale update was refused")
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(d), d)).To(Succeed())
+		g.Expect(d.Labels).To(HaveKeyWithValue("owner", "someone-else"), "the other write survives")
+		g.Expect(workload.Images(d)).To(Equal([]string{backupRegistry + "/docker.io_library_haproxy:3.0"}))
+	})
+
 	t.Run("restoreAllPutsTheOriginalsBack", func(t *testing.T) {
 		g := NewWithT(t)
 		ns, err := agenttest.Namespace(ctx, c, nil)
@@ -254,4 +304,14 @@ func TestPatcher(t *testing.T) {
 			g.Expect(w.GetAnnotations()).NotTo(HaveKey(backups.AddedPullSecretAnnotation))
 		}
 	})
+}
+
+// updateHook is a client whose Update runs update.
+type updateHook struct {
+	client.Client
+	update func(context.Context, client.Object, ...client.UpdateOption) error
+}
+
+func (u *updateHook) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	return u.update(ctx, obj, opts...)
 }

@@ -22,7 +22,7 @@ func SetupAll(mgr ctrl.Manager, lookup *backups.Lookup, settings backups.Setting
 		if _, ok := k.(*batchv1.Job); ok {
 			continue
 		}
-		r := &Reconciler{Client: mgr.GetClient(), Kind: k, Lookup: lookup, Settings: settings, Recorder: rec}
+		r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Kind: k, Lookup: lookup, Settings: settings, Recorder: rec}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("setting up patcher for %T: %w", k, err)
 		}
