@@ -71,10 +71,10 @@ bench: bench-copy ## Every benchmark: bench-copy (bench-fleet is not yet: issue 
 	@echo "make bench: bench-fleet is not yet (issue 9)"
 
 .PHONY: bench-copy
-bench-copy: test-deps ## Copy a synthetic fleet with image-cloner, crane, skopeo and regctl; writes bench/results/copy.json
+bench-copy: test-deps ## Copy a synthetic fleet with image-cloner, crane, skopeo and regctl; writes bench/results/copy.{json,txt}
 	@tools=$$(hack/bench-tools.sh | tail -1); \
 	  assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
-	  IMAGE_CLONER_ASSETS=$$assets $(GO) run ./bench/copy -tools "$$tools" $(BENCH_COPY_FLAGS)
+	  IMAGE_CLONER_ASSETS=$$assets $(GO) run ./bench/copy -tools "$$tools" $(BENCH_COPY_FLAGS) | tee bench/results/copy.txt
 
 .PHONY: demo
 demo: ## Run the local demo: control planes, registries, hub, agents, dashboard (not yet: issue 6)
