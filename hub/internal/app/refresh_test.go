@@ -8,7 +8,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/registration"
@@ -17,7 +20,8 @@ import (
 
 // TestImages_movedTagsAreCopiedAgainAndPrunedBackupsRestored moves a tag upstream and prunes a
 // backup behind the hub's back: with short TAG_REFRESH_INTERVAL and VERIFY_INTERVAL, the hub
-// notices both by itself (no workload changes) and the backup ends up with the new digest.
+// notices both by itself (no workload changes) and the backup ends up with the new digest. When
+// the source is then deleted upstream, the backup stays Ready.
 func TestImages_movedTagsAreCopiedAgainAndPrunedBackupsRestored(t *testing.T) {
 	g := NewWithT(t)
 	f := startFleet(t, fleetOptions{members: 1})
@@ -61,4 +65,23 @@ func TestImages_movedTagsAreCopiedAgainAndPrunedBackupsRestored(t *testing.T) {
 		d, err := head()
 		return err == nil && d == second.String(), nil
 	})).To(Succeed(), "the pruned backup was not restored")
+
+	// The publisher deletes the image: that is what the backup is for. The ClonedImage stays
+	// Ready, with a condition saying the source could not be checked.
+	src, err := name.ParseReference(image)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(remote.Delete(src.Context().Digest(second.String()), remote.WithTransport(f.upstream.Transport()))).To(Succeed())
+	var gone *metav1.Condition
+	g.Expect(testenv.WaitFor(ctx, wait, func(ctx context.Context) (bool, error) {
+		ci, err = clonedImage(ctx, m1, image)
+		if err != nil || ci == nil {
+			return false, err
+		}
+		gone = meta.FindStatusCondition(ci.Status.Conditions, images.SourceCondition)
+		return gone != nil && gone.Status == metav1.ConditionFalse, nil
+	})).To(Succeed(), "the missing source was not reported")
+	g.Expect(gone.Reason).To(Equal(v1alpha1.ReasonSourceNotFound))
+	g.Expect(gone.Message).To(ContainSubstring("the backup is intact"))
+	g.Expect(ci.IsReady()).To(BeTrue())
+	g.Expect(ci.Status.Digest).To(Equal(second.String()))
 }
