@@ -106,6 +106,7 @@ type results struct {
 	Tools           []toolSummary     `json:"tools"`
 	Skipped         map[string]string `json:"skipped,omitempty"`
 	Targets         []target          `json:"targets"`
+	ColdByRun       []string          `json:"image_cloner_cold_over_best_peer_by_run"`
 	Fleet           map[string]any    `json:"fleet"`
 	Method          map[string]any    `json:"method"`
 	Machine         map[string]any    `json:"machine"`
@@ -173,6 +174,7 @@ func run(root *scope, runs int, scale float64, toolsDir, outPath, only string) e
 		Tools:           sums,
 		Skipped:         skipped,
 		Targets:         targets(sums, unique),
+		ColdByRun:       perRunRatios(all),
 		Fleet: map[string]any{
 			"images": len(f.Images), "multi_arch": fleetImages / multiArchEvery, "distinct_blobs": len(f.Blobs),
 			"base_layers": len(f.Bases), "seed": fleetSeed, "scale": scale,
@@ -401,6 +403,11 @@ func printTable(w *os.File, res results) {
 	for _, n := range names {
 		fmt.Fprintf(w, "%s: skipped: %s\n", n, res.Skipped[n])
 	}
+	fmt.Fprintln(w, "\nimage-cloner's cold time over the best peer's, run by run (under the same load):")
+	for _, line := range res.ColdByRun {
+		fmt.Fprintln(w, "  "+line)
+	}
+	printMarkdown(w, res)
 	fmt.Fprintln(w, "\nTargets (issue 3):")
 	for _, t := range res.Targets {
 		mark := "MET   "
@@ -434,4 +441,67 @@ func machineInfo() map[string]any {
 		m["kernel"] = strings.TrimSpace(string(data))
 	}
 	return m
+}
+
+// perRunRatios compares image-cloner with the fastest peer of the same run, which ran close in
+// time and so under a similar load.
+func perRunRatios(all []runResult) []string {
+	byRun := map[int][]runResult{}
+	var runs []int
+	for _, r := range all {
+		if _, ok := byRun[r.Run]; !ok {
+			runs = append(runs, r.Run)
+		}
+		byRun[r.Run] = append(byRun[r.Run], r)
+	}
+	var out []string
+	for _, n := range runs {
+		var ours, best *runResult
+		for i, r := range byRun[n] {
+			if r.Error != "" {
+				continue
+			}
+			if r.Tool == "image-cloner" {
+				ours = &byRun[n][i]
+			} else if best == nil || r.ColdS < best.ColdS {
+				best = &byRun[n][i]
+			}
+		}
+		if ours != nil && best != nil {
+			out = append(out, fmt.Sprintf("run %d: %.2fs / %s %.2fs = %.2f", n, ours.ColdS, best.Tool, best.ColdS, ours.ColdS/best.ColdS))
+		}
+	}
+	return out
+}
+
+// printMarkdown prints the tables of docs/benchmarks.md.
+func printMarkdown(w *os.File, res results) {
+	fmt.Fprintln(w, "\nMarkdown (docs/benchmarks.md):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| tool | cold_s | warm_s | bytes uploaded | uploaded / unique | mounts | source GET (warm) | source HEAD (warm) | source GET /v2/ (warm) | digests preserved | cold ratio | warm ratio |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, s := range res.Tools {
+		yes := "yes"
+		if !s.DigestsPreserved {
+			yes = "**no**"
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.2f | %d (%.1f MiB) | %.2f | %d | %d | %d | %d | %s | %.2f | %.1f |\n", s.Name, s.ColdS, s.WarmS,
+			s.BytesUploaded, mibf(s.BytesUploaded), float64(s.BytesUploaded)/float64(res.UniqueBlobBytes), s.Mounts,
+			s.SourceGetWarm, s.SourceHeadWarm, s.SourcePingWarm, yes, s.ColdRatio, s.WarmRatio)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| tool | run | cold_s | warm_s | load before | load after |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, s := range res.Tools {
+		for _, r := range res.Runs {
+			if r.Tool != s.Name {
+				continue
+			}
+			if r.Error != "" {
+				fmt.Fprintf(w, "| %s | %d | failed | | %s | |\n", r.Tool, r.Run, r.LoadBefore)
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %s | %s |\n", r.Tool, r.Run, r.ColdS, r.WarmS, r.LoadBefore, r.LoadAfter)
+		}
+	}
 }
