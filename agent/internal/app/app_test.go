@@ -261,6 +261,11 @@ func TestAgent(t *testing.T) {
 		}
 		ref, _ := imageref.Parse(img)
 		g.Expect(apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Name: imageref.ObjectName(ref)}, &apiv1.ClonedImage{}))).To(BeTrue())
+		// Nor are Pods rewritten there, though their image has a Ready backup.
+		ready(g, "docker.io/library/traefik:3.1")
+		p := agenttest.Pod(optedOut, "proxy", "traefik:3.1", "traefik:3.1")
+		g.Expect(c.Create(ctx, p)).To(Succeed())
+		g.Expect(workload.Images(p)).To(Equal([]string{"traefik:3.1"}))
 
 		// The handler checks it too, should a configuration lack the namespaceSelector.
 		v := &admission.Validator{Client: mc, Reader: mc, Lookup: &backups.Lookup{Reader: mc},
@@ -382,8 +387,6 @@ func TestAgent(t *testing.T) {
 			return cur.SerialNumber.Cmp(mid.SerialNumber) != 0 && cur.Issuer.CommonName != mid.Issuer.CommonName, nil
 		})).To(Succeed())
 		testenv.Report(t, "serving certificate moved to a new CA %s after Rotate(ca) (overlap %s)", time.Since(start).Round(time.Millisecond), caOverlap)
-		bundle := caBundle(ctx, g, c)
-		g.Expect(bundle).To(HaveLen(2), "old and new CA both trusted until the old expires")
 		waitSent(20)
 		close(stop)
 		<-done
@@ -393,6 +396,7 @@ func TestAgent(t *testing.T) {
 		g.Expect(failed.Load()).To(BeZero(), "first failure: %v", firstErr.Load())
 		g.Expect(dialFailed.Load()).To(BeZero(), "first TLS failure: %v", firstDialErr.Load())
 		g.Expect(unmutated.Load()).To(BeZero(), "every request went through the mutating webhook")
+		g.Expect(len(caBundle(ctx, g, c))).To(Equal(2), "old and new CA both trusted until the old expires")
 	})
 
 	t.Run("restoreRemovesTheWebhooksAndPutsOriginalsBack", func(t *testing.T) {
