@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	. "github.com/onsi/gomega"
@@ -15,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
+	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
@@ -66,4 +70,42 @@ func TestReasonFor_mapsMirrorKindsAndSides(t *testing.T) {
 	} {
 		NewWithT(t).Expect(reasonFor(tc.err, "backup.example")).To(Equal(tc.want), "%v", tc.err)
 	}
+}
+
+func TestUpToDate_waitsForTheShorterIntervalOfTheOldestVerification(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := &Reconciler{Now: func() time.Time { return now }}
+	cfg := &config.Config{TagRefreshInterval: 10 * time.Minute, VerifyInterval: time.Hour}
+	tag, _ := imageref.Parse("nginx:1.25")
+	pinned, _ := imageref.Parse("nginx@sha256:" + strings.Repeat("a", 64))
+	backup, _ := imageref.Parse("quay.io/acme/docker.io_library_nginx:1.25")
+	ready := func(ago time.Duration) *user {
+		v := metav1.NewTime(now.Add(-ago))
+		return &user{current: &v1alpha1.ClonedImage{Status: v1alpha1.ClonedImageStatus{
+			Phase: v1alpha1.PhaseReady, Backup: backup.String(), Digest: "sha256:" + strings.Repeat("b", 64), LastVerified: &v,
+		}}}
+	}
+	for _, tc := range []struct {
+		name  string
+		src   imageref.Reference
+		users []*user
+		wait  time.Duration
+		ok    bool
+	}{
+		{"fresh tag", tag, []*user{ready(time.Minute), ready(4 * time.Minute)}, 6 * time.Minute, true},
+		{"tag due for refresh", tag, []*user{ready(time.Minute), ready(11 * time.Minute)}, 0, false},
+		{"pinned digest waits for verification only", pinned, []*user{ready(11 * time.Minute)}, 49 * time.Minute, true},
+		{"pinned digest due for verification", pinned, []*user{ready(61 * time.Minute)}, 0, false},
+		{"a member without a ClonedImage", tag, []*user{ready(time.Minute), {}}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wait, ok := r.upToDate(cfg, tc.src, backup, tc.users)
+			NewWithT(t).Expect(ok).To(Equal(tc.ok))
+			NewWithT(t).Expect(wait).To(Equal(tc.wait))
+		})
+	}
+	// Another backup location (BACKUP_REGISTRY changed) is never up to date.
+	moved, _ := imageref.Parse("quay.io/other/docker.io_library_nginx:1.25")
+	_, ok := r.upToDate(cfg, tag, moved, []*user{ready(time.Minute)})
+	NewWithT(t).Expect(ok).To(BeFalse())
 }
