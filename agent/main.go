@@ -83,8 +83,11 @@ func run(args []string) error {
 
 func restore(args []string) error {
 	fs := flag.NewFlagSet("agent restore", flag.ContinueOnError)
-	validating := fs.String("validating-webhook", app.DefaultValidatingWebhook, "ValidatingWebhookConfiguration to delete")
-	mutating := fs.String("mutating-webhook", app.DefaultMutatingWebhook, "MutatingWebhookConfiguration to delete")
+	var o app.RestoreOptions
+	fs.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", apiv1.DefaultNamespace), "the agent's namespace, where its leader lease is")
+	fs.StringVar(&o.ValidatingWebhook, "validating-webhook", app.DefaultValidatingWebhook, "ValidatingWebhookConfiguration to delete")
+	fs.StringVar(&o.MutatingWebhook, "mutating-webhook", app.DefaultMutatingWebhook, "MutatingWebhookConfiguration to delete")
+	fs.BoolVar(&o.Force, "force", false, "restore even though the agent's leader lease is held (it will patch the workloads again)")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then in-cluster)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -96,7 +99,7 @@ func restore(args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := app.Restore(context.Background(), cfg, *validating, *mutating)
+	n, err := app.Restore(context.Background(), cfg, o)
 	fmt.Printf("restored %d workload(s)\n", n)
 	return err
 }

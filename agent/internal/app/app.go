@@ -10,9 +10,12 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -217,10 +220,25 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	return a, nil
 }
 
+// RestoreOptions configure Restore.
+type RestoreOptions struct {
+	// Namespace is the agent's, where its leader lease is.
+	Namespace string
+	// ValidatingWebhook and MutatingWebhook are the configurations to delete; defaults above.
+	ValidatingWebhook, MutatingWebhook string
+	// Force restores even though the agent's lease is held.
+	Force bool
+}
+
 // Restore is the uninstall path: it deletes the webhook configurations (so the mutating
 // webhook cannot rewrite the workloads again) and restores every workload's original images.
-// Stop the agent first (scale its Deployment to 0), or its patcher patches them again.
-func Restore(ctx context.Context, cfg *rest.Config, validating, mutating string) (int, error) {
+// The agent must be stopped first (scale its Deployment to 0), or its patcher patches them
+// again: Restore refuses while the agent's leader lease is held, unless Force.
+func Restore(ctx context.Context, cfg *rest.Config, o RestoreOptions) (int, error) {
+	validating, mutating := o.ValidatingWebhook, o.MutatingWebhook
+	if o.Namespace == "" {
+		o.Namespace = apiv1.DefaultNamespace
+	}
 	if validating == "" {
 		validating = DefaultValidatingWebhook
 	}
@@ -230,6 +248,11 @@ func Restore(ctx context.Context, cfg *rest.Config, validating, mutating string)
 	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
 	if err != nil {
 		return 0, err
+	}
+	if !o.Force {
+		if err := agentStopped(ctx, c, o.Namespace); err != nil {
+			return 0, err
+		}
 	}
 	for _, obj := range []client.Object{
 		&admissionregistrationv1.MutatingWebhookConfiguration{},
@@ -245,4 +268,27 @@ func Restore(ctx context.Context, cfg *rest.Config, validating, mutating string)
 		}
 	}
 	return patcher.RestoreAll(ctx, c)
+}
+
+// agentStopped fails while an agent holds its leader lease in namespace.
+func agentStopped(ctx context.Context, c client.Client, namespace string) error {
+	lease := &coordinationv1.Lease{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: LeaderElectionID}, lease)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking that the agent is stopped (Lease %s/%s): %w", namespace, LeaderElectionID, err)
+	}
+	holder := ptr.Deref(lease.Spec.HolderIdentity, "")
+	if holder == "" || lease.Spec.RenewTime == nil {
+		return nil
+	}
+	d := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, 15)) * time.Second
+	if age := time.Since(lease.Spec.RenewTime.Time); age < d {
+		return fmt.Errorf("the agent is still running (%s renewed its lease %s ago): "+
+			"scale it to 0 first (kubectl -n %s scale deploy/image-cloner-agent --replicas=0), or its patcher "+
+			"will patch the workloads again; --force restores anyway", holder, age.Round(time.Second), namespace)
+	}
+	return nil
 }

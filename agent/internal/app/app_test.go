@@ -408,9 +408,15 @@ func TestAgent(t *testing.T) {
 		g.Expect(c.Create(ctx, d)).To(Succeed())
 		g.Expect(workload.Images(d)).To(Equal([]string{backup}))
 
-		cancel() // uninstall: the agent stops first
+		// Refused while the agent runs: its patcher would undo the restore.
+		_, err = app.Restore(ctx, cluster.Config, app.RestoreOptions{Namespace: agentNS})
+		g.Expect(err).To(MatchError(ContainSubstring("the agent is still running")))
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(d), d)).To(Succeed())
+		g.Expect(workload.Images(d)).To(Equal([]string{backup}))
+
+		cancel() // uninstall: the agent stops first (and releases its lease)
 		g.Expect(<-mgrDone).To(Succeed())
-		n, err := app.Restore(context.Background(), cluster.Config, "", "")
+		n, err := app.Restore(context.Background(), cluster.Config, app.RestoreOptions{Namespace: agentNS})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(n).To(BeNumerically(">=", 1))
 		bg := context.Background()
