@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -92,6 +94,7 @@ func TestHub_copiesAnImageOnceForTheWholeFleet(t *testing.T) {
 // TestHub_localClusterServesTheHubsOwnCluster runs the hub with --local-cluster and no
 // registration Secret: the hub's own cluster is member "local" and its workloads are backed up
 // (the seed's single-cluster setup); the hub's own namespace and REGISTRIES_TO_IGNORE are not.
+// Changing BACKUP_REGISTRY moves every backup.
 func TestHub_localClusterServesTheHubsOwnCluster(t *testing.T) {
 	g := NewWithT(t)
 	f := startFleet(t, fleetOptions{local: true})
@@ -118,4 +121,14 @@ func TestHub_localClusterServesTheHubsOwnCluster(t *testing.T) {
 	none, err := clonedImage(ctx, f.hub, skipped)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(none).To(BeNil(), "images of REGISTRIES_TO_IGNORE are never copied")
+
+	// A new BACKUP_REGISTRY is picked up without a restart, and every image is backed up there.
+	setConfig(t, f, map[string]string{
+		config.KeyBackupRegistry:     f.backup.Host + "/moved",
+		config.KeyRegistriesToIgnore: "ignored.example",
+	})
+	g.Expect(testenv.WaitFor(ctx, wait, func(ctx context.Context) (bool, error) {
+		ci, err := clonedImage(ctx, f.hub, image)
+		return err == nil && ci.IsReady() && strings.HasPrefix(ci.Status.Backup, f.backup.Host+"/moved/"), err
+	})).To(Succeed(), "the image was not backed up under the new BACKUP_REGISTRY")
 }

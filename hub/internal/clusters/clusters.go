@@ -2,6 +2,7 @@ package clusters
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -196,7 +197,7 @@ func (r *Registry) NeedLeaderElection() bool { return true }
 
 // AddLocal registers the cluster cfg points at (the hub's own) as member LocalCluster.
 func (r *Registry) AddLocal(cfg *rest.Config) {
-	r.connect(nil, &registration.Registration{Cluster: LocalCluster, Config: cfg}, "local")
+	_ = r.connect(nil, &registration.Registration{Cluster: LocalCluster, Config: cfg}, "local") // the first registration: no duplicate
 }
 
 // Members returns the Connected members, sorted by name.
@@ -242,19 +243,21 @@ func (r *Registry) Snapshot() []Status {
 
 // connect starts (or restarts, when hash differs) the connection registered by secret (nil for
 // the local cluster).
-func (r *Registry) connect(secret *corev1.Secret, reg *registration.Registration, hash string) {
+// It returns errDuplicate when another registration already uses the cluster name: the caller
+// should try again later, in case that one goes away.
+func (r *Registry) connect(secret *corev1.Secret, reg *registration.Registration, hash string) error {
 	key := keyOf(secret)
 	r.mu.Lock()
 	old := r.conns[key]
 	if old != nil && old.hash == hash && old.snapshot().State != Invalid {
 		r.mu.Unlock()
-		return
+		return nil
 	}
 	for k, c := range r.conns {
-		if k != key && c.name == reg.Cluster && c.snapshot().State != Invalid {
+		if other := c.snapshot(); k != key && c.name == reg.Cluster && other.State != Invalid {
 			r.mu.Unlock()
-			r.invalid(secret, reg.Cluster, reg.Convention, fmt.Errorf("cluster name %q is already registered by %s: give this registration another name", reg.Cluster, c.status.Secret))
-			return
+			r.invalid(secret, reg.Cluster, reg.Convention, fmt.Errorf("cluster name %q is already registered by %s: give this registration another name", reg.Cluster, other.Secret))
+			return errDuplicate
 		}
 	}
 	c := newConn(r, secret, reg, hash)
@@ -268,13 +271,21 @@ func (r *Registry) connect(secret *corev1.Secret, reg *registration.Registration
 	if ctx != nil {
 		c.start(ctx)
 	}
+	return nil
 }
+
+var errDuplicate = errors.New("cluster name already registered")
 
 // invalid records a registration that cannot be used, disconnecting what it replaced.
 func (r *Registry) invalid(secret *corev1.Secret, cluster string, conv registration.Convention, err error) {
 	key := keyOf(secret)
 	r.mu.Lock()
 	old := r.conns[key]
+	if st := oldSnapshot(old); st.State == Invalid && st.LastError == err.Error() {
+		// Already reported.
+		r.mu.Unlock()
+		return
+	}
 	c := &conn{reg: r, key: key, secret: secretRef(secret), name: cluster, hash: "invalid", done: make(chan struct{})}
 	close(c.done)
 	c.status = Status{Cluster: cluster, Secret: key, Convention: conv}
@@ -329,6 +340,13 @@ func secretRef(s *corev1.Secret) *corev1.Secret {
 	ref := &corev1.Secret{}
 	ref.Namespace, ref.Name, ref.UID, ref.ResourceVersion = s.Namespace, s.Name, s.UID, s.ResourceVersion
 	return ref
+}
+
+func oldSnapshot(c *conn) Status {
+	if c == nil {
+		return Status{}
+	}
+	return c.snapshot()
 }
 
 func keyOf(secret *corev1.Secret) string {

@@ -52,7 +52,7 @@ func TestConnect_aClusterNameRegisteredTwiceIsInvalid(t *testing.T) {
 	r := New(nil, nil, logr.Discard(), Options{})
 	cfg := &rest.Config{Host: "https://member.example"}
 	r.connect(secret("a"), &registration.Registration{Cluster: "same", Config: cfg}, "h1")
-	r.connect(secret("b"), &registration.Registration{Cluster: "same", Config: cfg}, "h2")
+	g.Expect(r.connect(secret("b"), &registration.Registration{Cluster: "same", Config: cfg}, "h2")).To(MatchError(errDuplicate))
 	snap := r.Snapshot()
 	g.Expect(snap).To(HaveLen(2))
 	g.Expect(snap[0].Secret).To(Equal("hub/a"))
@@ -64,4 +64,7 @@ func TestConnect_aClusterNameRegisteredTwiceIsInvalid(t *testing.T) {
 	r.disconnect("hub/a")
 	g.Expect(r.Snapshot()).To(HaveLen(1))
 	g.Expect(r.Members()).To(BeEmpty())
+	// Asked again (the Reconciler requeues), the name is free now.
+	g.Expect(r.connect(secret("b"), &registration.Registration{Cluster: "same", Config: cfg}, "h2")).To(Succeed())
+	g.Expect(r.Snapshot()[0].State).To(Equal(Connecting))
 }

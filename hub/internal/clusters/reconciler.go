@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -69,7 +70,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Registry.invalid(&s, "", conv, err)
 		return ctrl.Result{}, nil
 	}
-	r.Registry.connect(&s, reg, hash(&s, reg))
+	if err := r.Registry.connect(&s, reg, hash(&s, reg)); errors.Is(err, errDuplicate) {
+		// Look again later: the other registration may be deleted or renamed.
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
 	return ctrl.Result{}, nil
 }
 
