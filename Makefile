@@ -53,6 +53,7 @@ test-deps: ## Build/install the real kube-apiserver, etcd, kubectl and registry 
 test: test-deps ## Run every test: unit, integration (real apiservers, registries), fuzz seeds
 	@rm -f artifacts/figures.txt; \
 	  assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
+	  [ -x "$$assets/kube-apiserver" ] || { echo "test: hack/test-deps.sh gave no assets: run it to see why"; exit 1; }; \
 	  echo "test: control planes and registry from $$assets"; \
 	  rc=0; IMAGE_CLONER_ASSETS=$$assets $(GO) test $(GOTEST_FLAGS) -count=1 -timeout 30m ./... || rc=$$?; \
 	  if [ -s artifacts/figures.txt ]; then echo; echo "Measured figures (printed, never asserted):"; sed 's/^/  /' artifacts/figures.txt; fi; \

@@ -136,5 +136,5 @@ build kube-apiserver kube-apiserver build_kube
 [ -x "$ASSETS/kubectl" ] || build kubectl kubectl build_kube
 
 "$ASSETS/kube-apiserver" --version >&2
-"$ASSETS/etcd" --version | head -1 >&2
+"$ASSETS/etcd" --version | sed -n 1p >&2  # sed reads all: head would SIGPIPE etcd under pipefail
 echo "$ASSETS"
