@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -199,7 +200,9 @@ func TestClusters_memberOutageDoesNotBlockOthers(t *testing.T) {
 	g.Expect(failed.Status.Conditions).To(ContainElement(HaveField("Reason", v1alpha1.ReasonSourceNotFound)))
 
 	g.Expect(m1.StopAPIServer()).To(Succeed())
+	stopped := time.Now()
 	f.waitState(m1.Name, clusters.Unreachable)
+	testenv.Report(t, "hub: member outage detected after %s (probe every 250ms, 2 failures)", time.Since(stopped).Round(time.Millisecond))
 
 	image, _ := f.seed("team/during-outage:1")
 	g.Expect(m2.Client.Create(ctx, daemonSet(namespace(t, m2), "agent", image))).To(Succeed())
@@ -210,7 +213,9 @@ func TestClusters_memberOutageDoesNotBlockOthers(t *testing.T) {
 	// member1's workloads and backs it up without waiting for its retry backoff.
 	_, digest := f.seed("team/pending:1")
 	g.Expect(m1.StartAPIServer()).To(Succeed())
+	restarted := time.Now()
 	f.waitState(m1.Name, clusters.Connected)
 	ci := waitPhase(t, m1, pending, v1alpha1.PhaseReady)
+	testenv.Report(t, "hub: member back to caught up (reconnected, image copied, ClonedImage Ready) %s after its API server was healthy", time.Since(restarted).Round(time.Millisecond))
 	g.Expect(ci.Status.Digest).To(Equal(digest.String()))
 }
