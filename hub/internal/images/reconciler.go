@@ -141,10 +141,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if cfg.Namer.IsBackup(src) || cfg.RegistryIgnored(src.Registry) {
 		return ctrl.Result{}, nil
 	}
-	users, err := r.users(ctx, cfg, src)
-	if err != nil || len(users) == 0 {
-		return ctrl.Result{}, err
+	// A member whose cache cannot be read right now (it is disconnecting) must not hold up the
+	// others: serve those that answered, then retry for the rest.
+	users, usersErr := r.users(ctx, cfg, src)
+	if len(users) == 0 {
+		return ctrl.Result{}, usersErr
 	}
+	res, err := r.reconcile(ctx, cfg, copier, src, users)
+	if err == nil && usersErr != nil {
+		err = usersErr
+	}
+	return res, err
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, cfg *config.Config, copier Copier, src imageref.Reference, users []*user) (ctrl.Result, error) {
 	backup, err := cfg.Namer.Backup(src)
 	if err != nil {
 		return ctrl.Result{}, r.fail(ctx, users, src, "", v1alpha1.ReasonInvalidReference, err)
@@ -156,41 +166,49 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return r.backUp(ctx, cfg, copier, src, backup, users)
 }
 
-// users finds the connected members whose workloads use src, or which have a ClonedImage for it.
+// users finds the connected members whose workloads use src, or which have a ClonedImage for
+// it. A member that cannot be read is left out, and named in the error.
 func (r *Reconciler) users(ctx context.Context, cfg *config.Config, src imageref.Reference) ([]*user, error) {
 	var out []*user
 	var errs []error
-	objName := imageref.ObjectName(src)
 	for _, m := range r.Clusters.Members() {
-		u := &user{member: m}
-		c := m.Cluster.GetClient()
-		for _, kind := range workload.Kinds() {
-			list, err := listFor(m.Cluster.GetScheme(), kind)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.List(ctx, list, client.MatchingFields{IndexImages: src.String()}); err != nil {
-				errs = append(errs, fmt.Errorf("cluster %s: %w", m.Name, err))
-				continue
-			}
-			for _, o := range objects(list) {
-				if !cfg.Ignored(o.GetNamespace()) {
-					u.workloads = append(u.workloads, o)
-				}
-			}
-		}
-		ci := &v1alpha1.ClonedImage{}
-		switch err := c.Get(ctx, client.ObjectKey{Name: objName}, ci); {
-		case err == nil:
-			u.current = ci
-		case client.IgnoreNotFound(err) != nil:
+		u, err := r.userIn(ctx, cfg, m, src)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", m.Name, err))
+			continue
 		}
 		if len(u.workloads) > 0 || u.current != nil {
 			out = append(out, u)
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+func (r *Reconciler) userIn(ctx context.Context, cfg *config.Config, m *clusters.Member, src imageref.Reference) (*user, error) {
+	u := &user{member: m}
+	c := m.Cluster.GetClient()
+	for _, kind := range workload.Kinds() {
+		list, err := listFor(m.Cluster.GetScheme(), kind)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.List(ctx, list, client.MatchingFields{IndexImages: src.String()}); err != nil {
+			return nil, err
+		}
+		for _, o := range objects(list) {
+			if !cfg.Ignored(o.GetNamespace()) {
+				u.workloads = append(u.workloads, o)
+			}
+		}
+	}
+	ci := &v1alpha1.ClonedImage{}
+	switch err := c.Get(ctx, client.ObjectKey{Name: imageref.ObjectName(src)}, ci); {
+	case err == nil:
+		u.current = ci
+	case client.IgnoreNotFound(err) != nil:
+		return nil, err
+	}
+	return u, nil
 }
 
 // upToDate reports whether every user has a Ready ClonedImage for backup verified recently
