@@ -45,7 +45,9 @@ type Options struct {
 	MetricsRegistry prometheus.Registerer
 	// MirrorOptions are added to the Mirror's (tests: a transport trusting a test CA).
 	MirrorOptions []mirror.Option
-	Log           logr.Logger
+	// Observer is told about copies besides the metrics, e.g. by tests.
+	Observer mirror.Observer
+	Log      logr.Logger
 	// SkipNameValidation lets several hubs run in one process (tests): controller-runtime
 	// otherwise refuses a second controller of the same name.
 	SkipNameValidation bool
@@ -115,7 +117,7 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	h.Settings = &settings.Reconciler{
 		Client: mgr.GetClient(), Namespace: o.Namespace, PushSecret: o.PushSecret, Clusters: reg,
 		Recorder: recorder, Log: log.WithName("settings"),
-		MirrorOptions: append([]mirror.Option{mirror.WithObserver(m.Observer()), mirror.WithLogger(log.WithName("mirror"))}, o.MirrorOptions...),
+		MirrorOptions: append([]mirror.Option{mirror.WithObserver(metrics.Chain(m.Observer(), o.Observer)), mirror.WithLogger(log.WithName("mirror"))}, o.MirrorOptions...),
 		OnChange:      func(ctx context.Context) { go h.Images.Resync(ctx) },
 	}
 	h.Images.Settings = func() (*config.Config, images.Copier) {

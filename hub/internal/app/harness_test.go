@@ -27,6 +27,7 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/mirror"
 	"github.com/image-cloner/image-cloner/pkg/registration"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
@@ -61,6 +62,8 @@ type fleetOptions struct {
 	noPushSecret bool
 	// local registers the hub's own cluster as member "local" (--local-cluster).
 	local bool
+	// observer is told about the Mirror's copies.
+	observer mirror.Observer
 }
 
 func startFleet(t *testing.T, o fleetOptions) *fleet {
@@ -102,6 +105,7 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 	h, err := app.New(f.hub.Config, app.Options{
 		Namespace:    hubNS,
 		LocalCluster: o.local,
+		Observer:     o.observer,
 		Clusters: clusters.Options{
 			ProbeInterval: 250 * time.Millisecond, ProbeTimeout: 2 * time.Second, FailureThreshold: 2,
 			BackoffInitial: 250 * time.Millisecond, BackoffMax: 2 * time.Second,

@@ -5,7 +5,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -14,9 +20,12 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
+	"github.com/image-cloner/image-cloner/pkg/mirror"
 	"github.com/image-cloner/image-cloner/pkg/registration"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
@@ -118,4 +127,62 @@ func TestImages_pendingClonedImagesFromTheAgentArePickedUp(t *testing.T) {
 	ready := waitPhase(t, m1, image, v1alpha1.PhaseReady)
 	g.Expect(ready.Status.Digest).To(Equal(digest.String()))
 	g.Expect(ready.UID).To(Equal(uid), "the agent's object was updated, not replaced")
+}
+
+// TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles sets MAX_CONCURRENT_RECONCILES
+// to 1 and starts four copies at once from two members: they all complete, one at a time.
+func TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles(t *testing.T) {
+	g := NewWithT(t)
+	var mu sync.Mutex
+	inFlight, peak, copies := 0, 0, 0
+	f := startFleet(t, fleetOptions{members: 2, observer: mirror.Observer{
+		CopyStarted: func(name.Reference, name.Reference) {
+			mu.Lock()
+			defer mu.Unlock()
+			inFlight++
+			copies++
+			peak = max(peak, inFlight)
+		},
+		CopyFinished: func(_, _ name.Reference, res mirror.Result, err error, _ time.Duration) {
+			if err == nil && (res.CacheHit || res.AlreadyPresent || res.Shared) {
+				return // never started
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			inFlight--
+		},
+	}})
+	ctx := t.Context()
+	setConfig(t, f, map[string]string{
+		config.KeyBackupRegistry:          f.backup.Host + "/backups",
+		config.KeyMaxConcurrentReconciles: "1",
+	})
+	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
+		cfg, _ := f.h.Settings.Current()
+		return cfg.MaxConcurrentReconciles == 1, nil
+	})).To(Succeed())
+	f.register(f.members[0], registration.Label)
+	f.register(f.members[1], registration.Label)
+	f.waitState(f.members[0].Name, clusters.Connected)
+	f.waitState(f.members[1].Name, clusters.Connected)
+
+	var imgs []string
+	for i := range 4 {
+		img, err := random.Image(512*1024, 3)
+		g.Expect(err).NotTo(HaveOccurred())
+		ref, err := name.ParseReference(fmt.Sprintf("%s/team/bounded-%d:1", f.upstream.Host, i))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(remote.Write(ref, img, remote.WithTransport(f.upstream.Transport()))).To(Succeed())
+		imgs = append(imgs, ref.String())
+	}
+	g.Expect(f.members[0].Client.Create(ctx, deployment(namespace(t, f.members[0]), "a", imgs[0], imgs[1]))).To(Succeed())
+	g.Expect(f.members[1].Client.Create(ctx, deployment(namespace(t, f.members[1]), "b", imgs[2], imgs[3]))).To(Succeed())
+	for i, img := range imgs {
+		waitPhase(t, f.members[i/2], img, v1alpha1.PhaseReady)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(copies).To(Equal(4))
+	g.Expect(peak).To(Equal(1), "copies in flight at once with MAX_CONCURRENT_RECONCILES=1")
+	testenv.Report(t, "hub: 4 copies from 2 members with MAX_CONCURRENT_RECONCILES=1: peak %d in flight", peak)
 }

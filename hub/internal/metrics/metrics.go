@@ -122,3 +122,38 @@ func (m *Metrics) Images() images.Metrics {
 func pair(src, dst name.Reference) string {
 	return src.Context().String() + " " + dst.Context().String()
 }
+
+// Chain returns an Observer that calls a's hooks, then b's, for the hooks the hub uses (copies
+// and bytes): a Mirror takes one Observer, and the metrics are one of possibly several.
+func Chain(a, b mirror.Observer) mirror.Observer {
+	out := a
+	out.CopyStarted = func(src, dst name.Reference) {
+		for _, f := range []func(name.Reference, name.Reference){a.CopyStarted, b.CopyStarted} {
+			if f != nil {
+				f(src, dst)
+			}
+		}
+	}
+	out.CopyFinished = func(src, dst name.Reference, res mirror.Result, err error, d time.Duration) {
+		for _, f := range []func(name.Reference, name.Reference, mirror.Result, error, time.Duration){a.CopyFinished, b.CopyFinished} {
+			if f != nil {
+				f(src, dst, res, err, d)
+			}
+		}
+	}
+	out.BytesUploaded = func(n int64) {
+		for _, f := range []func(int64){a.BytesUploaded, b.BytesUploaded} {
+			if f != nil {
+				f(n)
+			}
+		}
+	}
+	out.BytesMounted = func(n int64) {
+		for _, f := range []func(int64){a.BytesMounted, b.BytesMounted} {
+			if f != nil {
+				f(n)
+			}
+		}
+	}
+	return out
+}
