@@ -85,6 +85,37 @@ demo: ## Run the local demo: control planes, registries, hub, agents, dashboard 
 clean: ## Remove ./bin and test artifacts (the cached control planes stay)
 	rm -rf $(BIN) artifacts
 
+##@ Deployment (to the current kubectl context)
+
+KUBECTL   ?= kubectl
+NAMESPACE := image-cloner-system
+OVERLAY   ?= deploy/overlays/single-cluster
+
+.PHONY: install
+install: ## Apply deploy/overlays/single-cluster (CRD, hub --local-cluster, agent, webhooks); BACKUP_REGISTRY=quay.io/acme sets it
+	$(KUBECTL) apply --server-side --field-manager=image-cloner -k $(OVERLAY)
+	@if [ -n "$(BACKUP_REGISTRY)" ]; then \
+	  $(KUBECTL) -n $(NAMESPACE) patch configmap image-cloner-configuration --type merge -p '{"data":{"BACKUP_REGISTRY":"$(BACKUP_REGISTRY)"}}'; \
+	else \
+	  echo "install: BACKUP_REGISTRY is not set here; the hub stays unready until it is in ConfigMap $(NAMESPACE)/image-cloner-configuration (make install BACKUP_REGISTRY=quay.io/acme)"; \
+	fi
+
+# Order matters: with the agent running, its patcher would re-patch what restore reverts. The
+# agent and hub run in the cluster, so `agent restore` runs here, from bin/agent.
+.PHONY: uninstall
+uninstall: ## Stop hub and agent, restore patched workloads (bin/agent restore), delete webhooks and all install applied, namespace included
+	$(GO) build -o $(BIN)/agent ./agent
+	-$(KUBECTL) -n $(NAMESPACE) scale deployment/image-cloner-agent --replicas=0
+	-$(KUBECTL) -n $(NAMESPACE) scale deployment/image-cloner-hub --replicas=0
+	-$(KUBECTL) -n $(NAMESPACE) wait --for=delete pod -l 'app.kubernetes.io/name in (image-cloner-agent,image-cloner-hub)' --timeout=3m
+	@ok=; for i in $$(seq 1 12); do \
+	  if $(BIN)/agent restore --namespace $(NAMESPACE); then ok=1; break; fi; \
+	  echo "uninstall: retrying agent restore in 5s (the agent's lease expires 15s after it stopped)"; sleep 5; \
+	done; \
+	[ -n "$$ok" ] || { echo "uninstall: agent restore failed, nothing deleted: fix the error above (or $(BIN)/agent restore --force) and rerun"; exit 1; }
+	$(KUBECTL) delete --ignore-not-found -k $(OVERLAY)
+	$(KUBECTL) delete secret --all-namespaces --ignore-not-found -l app.kubernetes.io/managed-by=image-cloner
+
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
