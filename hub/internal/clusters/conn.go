@@ -189,7 +189,7 @@ func (c *conn) serve(ctx context.Context) (bool, error) {
 		}
 		// Reads of kinds without an informer (the pull Secret) go to the API server; Secrets
 		// of members are never cached.
-		o.Client = client.Options{Cache: &client.CacheOptions{Unstructured: false, DisableFor: []client.Object{&corev1.Secret{}}}}
+		o.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
 	})
 	if err != nil {
 		return false, fmt.Errorf("building the connection: %w", err)

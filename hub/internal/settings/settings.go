@@ -7,6 +7,7 @@ package settings
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -124,7 +125,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	for _, w := range append(cfg.Warnings, creds.Warnings...) {
 		r.Log.Info("Configuration warning", "warning", w)
 	}
-	id := fmt.Sprintf("%d\x00%s", cfg.MaxConcurrentReconciles, creds.Push)
+	sum := sha256.Sum256(creds.Push) // what identifies the Mirror, without keeping a copy of the credentials
+	id := fmt.Sprintf("%d %x", cfg.MaxConcurrentReconciles, sum)
 	r.mu.Lock()
 	m, oldCfg, oldPull := r.mirror, r.cfg, r.pull
 	rebuild := m == nil || r.mirrorID != id
