@@ -324,48 +324,53 @@ func (r *Rotator) reconcileSecret(ctx context.Context, force, forceCA bool) (*ma
 func (r *Rotator) inject(ctx context.Context, bundle []byte) error {
 	var errs []error
 	for _, name := range r.opts.ValidatingWebhooks {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-			if err := r.opts.Client.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
-				return err
-			}
-			changed := false
-			for i := range cfg.Webhooks {
-				if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, bundle) {
-					cfg.Webhooks[i].ClientConfig.CABundle, changed = bundle, true
+		cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		errs = append(errs, r.injectInto(ctx, "ValidatingWebhookConfiguration", name, cfg, bundle,
+			func() []*admissionregistrationv1.WebhookClientConfig {
+				out := make([]*admissionregistrationv1.WebhookClientConfig, len(cfg.Webhooks))
+				for i := range cfg.Webhooks {
+					out[i] = &cfg.Webhooks[i].ClientConfig
 				}
-			}
-			if !changed {
-				return nil
-			}
-			return r.opts.Client.Update(ctx, cfg)
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("injecting the CA bundle into ValidatingWebhookConfiguration %s: %w", name, err))
-		}
+				return out
+			}))
 	}
 	for _, name := range r.opts.MutatingWebhooks {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-			if err := r.opts.Client.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
-				return err
-			}
-			changed := false
-			for i := range cfg.Webhooks {
-				if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, bundle) {
-					cfg.Webhooks[i].ClientConfig.CABundle, changed = bundle, true
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		errs = append(errs, r.injectInto(ctx, "MutatingWebhookConfiguration", name, cfg, bundle,
+			func() []*admissionregistrationv1.WebhookClientConfig {
+				out := make([]*admissionregistrationv1.WebhookClientConfig, len(cfg.Webhooks))
+				for i := range cfg.Webhooks {
+					out[i] = &cfg.Webhooks[i].ClientConfig
 				}
-			}
-			if !changed {
-				return nil
-			}
-			return r.opts.Client.Update(ctx, cfg)
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("injecting the CA bundle into MutatingWebhookConfiguration %s: %w", name, err))
-		}
+				return out
+			}))
 	}
 	return errors.Join(errs...)
+}
+
+// injectInto reads the configuration name into obj, sets bundle on every client config that
+// configs returns (pointers into obj), and updates obj if anything changed, retrying conflicts.
+func (r *Rotator) injectInto(ctx context.Context, kind, name string, obj client.Object, bundle []byte,
+	configs func() []*admissionregistrationv1.WebhookClientConfig) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := r.opts.Client.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
+			return err
+		}
+		changed := false
+		for _, cc := range configs() {
+			if !bytes.Equal(cc.CABundle, bundle) {
+				cc.CABundle, changed = bundle, true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		return r.opts.Client.Update(ctx, obj)
+	})
+	if err != nil {
+		return fmt.Errorf("injecting the CA bundle into %s %s: %w", kind, name, err)
+	}
+	return nil
 }
 
 func firstCert(bundle []byte) []byte {
