@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -68,7 +67,7 @@ func Scheme() *runtime.Scheme {
 }
 
 // StartCluster starts a control plane and stops it when the test ends.
-func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
+func StartCluster(t T, opts ClusterOptions) *Cluster {
 	t.Helper()
 	c, err := startCluster(t, opts)
 	if err != nil {
@@ -78,7 +77,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 }
 
 // StartClusters starts one control plane per name at once; every name gets opts otherwise.
-func StartClusters(t testing.TB, opts ClusterOptions, names ...string) []*Cluster {
+func StartClusters(t T, opts ClusterOptions, names ...string) []*Cluster {
 	t.Helper()
 	out := make([]*Cluster, len(names))
 	errs := make([]error, len(names))
@@ -101,7 +100,7 @@ func StartClusters(t testing.TB, opts ClusterOptions, names ...string) []*Cluste
 	return out
 }
 
-func startCluster(t testing.TB, opts ClusterOptions) (*Cluster, error) {
+func startCluster(t T, opts ClusterOptions) (*Cluster, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, err

@@ -4,16 +4,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"testing"
 )
 
 // Report records a measured figure: in the test log and appended to artifacts/figures.txt,
 // which `make test` prints at the end. Figures are printed, never asserted: a wall-clock bound
 // in a test fails on a busy machine and proves nothing on an idle one.
-func Report(t testing.TB, format string, args ...any) {
+func Report(t T, format string, args ...any) {
 	t.Helper()
 	line := fmt.Sprintf(format, args...)
-	t.Log(line)
+	t.Logf("%s", line)
 	root, err := RepoRoot()
 	if err != nil {
 		return

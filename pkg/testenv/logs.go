@@ -7,13 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 )
 
 // logFile creates a file for a component's output in a directory that outlives the test's own
 // temporary directories, and registers a cleanup that prints its last lines if the test failed.
 // Files land under $ARTIFACTS (when set, so CI can keep them) or the system temp directory.
-func logFile(t testing.TB, component string) (*os.File, string) {
+func logFile(t T, component string) (*os.File, string) {
 	t.Helper()
 	base := os.Getenv("ARTIFACTS")
 	if base == "" {

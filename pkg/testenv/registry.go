@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -44,7 +43,7 @@ type Registry struct {
 	Password string
 	CA       *CA // nil without TLS
 
-	t         testing.TB
+	t         T
 	bin       string
 	dir       string // configuration, htpasswd and storage: kept across Stop/Start
 	config    string
@@ -57,7 +56,7 @@ type Registry struct {
 }
 
 // StartRegistry starts a distribution registry and stops it when the test ends.
-func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
+func StartRegistry(t T, opts RegistryOptions) *Registry {
 	t.Helper()
 	r, err := newRegistry(t, opts)
 	if err != nil {
@@ -70,7 +69,7 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	return r
 }
 
-func newRegistry(t testing.TB, opts RegistryOptions) (*Registry, error) {
+func newRegistry(t T, opts RegistryOptions) (*Registry, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, err
