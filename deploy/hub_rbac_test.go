@@ -1,0 +1,184 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/register"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+)
+
+// syncBuffer is a bytes.Buffer two goroutines may use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestHub_runsWithTheOverlaysRBAC runs the real hub binary, with the args of the single-cluster
+// overlay's Deployment, as its ServiceAccount (a token minted for image-cloner-hub, so the API
+// server enforces exactly the overlay's RBAC), and checks that it works: it takes its Lease,
+// connects its own cluster as member "local", sees a Deployment there and records the image
+// as a ClonedImage, reports ready, and never logs a forbidden request.
+func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal("go is needed to build the hub")
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := testenv.StartCluster(t, testenv.ClusterOptions{Name: "hub-rbac"})
+	c := cluster.Client
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	objs := render(t, filepath.Join("overlays", "single-cluster"))
+	apply(ctx, t, c, objs)
+	const ns = "image-cloner-system"
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.ConfigMapName}, cm); err != nil {
+		t.Fatal(err)
+	}
+	// A backup registry nothing listens on: the copy fails, the ClonedImage is written anyway.
+	cm.Data["BACKUP_REGISTRY"] = "127.0.0.1:9/backup"
+	if err := c.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	kubeconfig, err := register.MintKubeconfig(ctx, cluster.Config, ns, "", time.Hour)
+	if err != nil {
+		t.Fatalf("minting a token for ServiceAccount %s/%s: %v", ns, register.ServiceAccountName, err)
+	}
+	kubeconfigPath := filepath.Join(dir, "hub.kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hubBin := filepath.Join(dir, "hub")
+	build := exec.CommandContext(ctx, goBin, "build", "-o", hubBin, "./hub")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./hub: %v\n%s", err, out)
+	}
+
+	d := as[appsv1.Deployment](t, find(objs, "Deployment", "image-cloner-hub"))
+	if d.Spec.Template.Spec.ServiceAccountName != register.ServiceAccountName {
+		t.Fatalf("the hub runs as %q; this test mints a token for %q", d.Spec.Template.Spec.ServiceAccountName, register.ServiceAccountName)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := l.Addr().String()
+	_ = l.Close()
+	args := append(append([]string{}, d.Spec.Template.Spec.Containers[0].Args...),
+		"--health-probe-bind-address="+probes, "--metrics-bind-address=0")
+	var logs syncBuffer
+	hub := exec.Command(hubBin, args...)
+	hub.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
+	hub.Stdout, hub.Stderr = &logs, &logs
+	if err := hub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- hub.Wait() }()
+	defer func() {
+		_ = hub.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = hub.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("hub %s:\n%s", strings.Join(args, " "), logs.String())
+		}
+	}()
+
+	app := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}
+	labels := map[string]string{"app": "web"}
+	const image = "127.0.0.1:9/library/web:1"
+	web := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: image}}},
+			},
+		},
+	}
+	for _, o := range []client.Object{app, web} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	err = testenv.WaitFor(ctx, 2*time.Minute, func(ctx context.Context) (bool, error) {
+		select {
+		case err := <-exited:
+			exited <- err
+			return false, fmt.Errorf("the hub exited: %v", err)
+		default:
+		}
+		var list v1alpha1.ClonedImageList
+		if err := c.List(ctx, &list); err != nil {
+			return false, err
+		}
+		for _, ci := range list.Items {
+			if ci.Spec.Source == image {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no ClonedImage for %s: %v", image, err)
+	}
+	err = testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+		resp, err := http.Get("http://" + probes + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Errorf("the hub never became ready: %v", err)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(strings.ToLower(line), "forbidden") {
+			t.Errorf("the hub was refused something its RBAC should allow: %s", line)
+		}
+	}
+}
