@@ -1,5 +1,5 @@
 // Package app wires the hub together: a controller-runtime manager in the hub cluster with the
-// clusters, settings and images reconcilers, metrics and health checks. hub/main.go parses flags
+// clusters, settings and images reconcilers, metrics, health checks and the dashboard. hub/main.go parses flags
 // into Options and calls Run; tests call New and start the manager themselves.
 package app
 
@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/hub/internal/dashboard"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/hub/internal/metrics"
 	"github.com/image-cloner/image-cloner/hub/internal/settings"
@@ -48,6 +49,12 @@ type Options struct {
 	// Observer is told about copies besides the metrics, e.g. by tests.
 	Observer mirror.Observer
 	Log      logr.Logger
+	// DashboardBindAddress is where the read-only dashboard and its JSON API listen;
+	// "" or "0" disables it.
+	DashboardBindAddress string
+	// LogBuffer, when set, receives the hub's log entries for the dashboard's logs page (the
+	// hub tees Log into it); New makes one when the dashboard is enabled.
+	LogBuffer *dashboard.LogBuffer
 	// SkipNameValidation lets several hubs run in one process (tests): controller-runtime
 	// otherwise refuses a second controller of the same name.
 	SkipNameValidation bool
@@ -60,6 +67,10 @@ type Hub struct {
 	Settings *settings.Reconciler
 	Images   *images.Reconciler
 	Metrics  *metrics.Metrics
+	// Dashboard is nil when disabled.
+	Dashboard *dashboard.Dashboard
+	// Collector builds what the dashboard and its API show.
+	Collector *dashboard.Collector
 }
 
 // New builds the hub on the hub cluster cfg points at.
@@ -79,6 +90,13 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	log := o.Log
 	if log.GetSink() == nil {
 		log = ctrl.Log.WithName("hub")
+	}
+	dashboardOn := o.DashboardBindAddress != "" && o.DashboardBindAddress != "0"
+	if o.LogBuffer == nil && dashboardOn {
+		o.LogBuffer = dashboard.NewLogBuffer(0)
+	}
+	if o.LogBuffer != nil {
+		log = dashboard.Tee(log, o.LogBuffer, 0)
 	}
 	scheme := Scheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -112,12 +130,14 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 		reg.AddLocal(mgr.GetConfig())
 	}
 	h := &Hub{Manager: mgr, Clusters: reg, Metrics: m}
+	rateLimits := dashboard.NewRateLimits()
+	h.Collector = &dashboard.Collector{Fleet: reg, Metrics: m, RateLimits: rateLimits, Series: dashboard.NewSeries(0)}
 
 	h.Images = &images.Reconciler{Clusters: reg, Log: log.WithName("images"), Metrics: m.Images()}
 	h.Settings = &settings.Reconciler{
 		Client: mgr.GetClient(), Namespace: o.Namespace, PushSecret: o.PushSecret, Clusters: reg,
 		Recorder: recorder, Log: log.WithName("settings"),
-		MirrorOptions: append([]mirror.Option{mirror.WithObserver(metrics.Chain(m.Observer(), o.Observer)), mirror.WithLogger(log.WithName("mirror"))}, o.MirrorOptions...),
+		MirrorOptions: append([]mirror.Option{mirror.WithObserver(metrics.Chain(metrics.Chain(m.Observer(), rateLimits.Observer()), o.Observer)), mirror.WithLogger(log.WithName("mirror"))}, o.MirrorOptions...),
 		OnChange:      func(ctx context.Context) { go h.Images.Resync(ctx) },
 	}
 	h.Images.Settings = func() (*config.Config, images.Copier) {
@@ -136,6 +156,20 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	if err := h.Images.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if dashboardOn {
+		h.Dashboard, err = dashboard.New(dashboard.Options{
+			Addr: o.DashboardBindAddress, Collect: h.Collector.Collect, Logs: o.LogBuffer,
+			Metrics: m, Series: h.Collector.Series,
+			MetricsAddr: enabled(o.MetricsBindAddress), ProbeAddr: enabled(o.HealthProbeBindAddress),
+			Log: log.WithName("dashboard"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.Add(h.Dashboard); err != nil {
+			return nil, err
+		}
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -153,6 +187,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	return h.Manager.Start(ctx)
+}
+
+// enabled returns addr, or "" when it is "0" (disabled).
+func enabled(addr string) string {
+	if addr == "0" {
+		return ""
+	}
+	return addr
 }
 
 // Scheme returns the hub's scheme: the Kubernetes types and image-cloner.io/v1alpha1.

@@ -123,8 +123,9 @@ func pair(src, dst name.Reference) string {
 	return src.Context().String() + " " + dst.Context().String()
 }
 
-// Chain returns an Observer that calls a's hooks, then b's, for the hooks the hub uses (copies
-// and bytes): a Mirror takes one Observer, and the metrics are one of possibly several.
+// Chain returns an Observer that calls a's hooks, then b's, for the hooks the hub uses (copies,
+// bytes and rate limits): a Mirror takes one Observer, and the metrics are one of possibly
+// several.
 func Chain(a, b mirror.Observer) mirror.Observer {
 	out := a
 	out.CopyStarted = func(src, dst name.Reference) {
@@ -152,6 +153,13 @@ func Chain(a, b mirror.Observer) mirror.Observer {
 		for _, f := range []func(int64){a.BytesMounted, b.BytesMounted} {
 			if f != nil {
 				f(n)
+			}
+		}
+	}
+	out.RateLimit = func(registry string, l mirror.RateLimit) {
+		for _, f := range []func(string, mirror.RateLimit){a.RateLimit, b.RateLimit} {
+			if f != nil {
+				f(registry, l)
 			}
 		}
 	}

@@ -1,0 +1,283 @@
+package dashboard
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/hub/internal/metrics"
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+)
+
+// View is everything the dashboard shows, at one moment.
+type View struct {
+	Time       time.Time   `json:"time"`
+	Overview   Overview    `json:"overview"`
+	Clusters   []Cluster   `json:"clusters"`
+	Images     []Image     `json:"images"`
+	RateLimits []RateLimit `json:"rateLimits"`
+	Series     []Point     `json:"series"`
+}
+
+// Overview sums up the fleet.
+type Overview struct {
+	Clusters    int `json:"clusters"`
+	Connected   int `json:"connected"`
+	Unreachable int `json:"unreachable"` // Unreachable or Invalid
+	Connecting  int `json:"connecting"`
+
+	Images  int `json:"images"`  // distinct sources
+	Ready   int `json:"ready"`   // backed up in every member using them
+	Pending int `json:"pending"` // Pending or Cloning somewhere, failed nowhere
+	Failed  int `json:"failed"`  // Failed in at least one member
+
+	// Copies counts Copy calls by result: copied, present, cached, shared, failed.
+	Copies         map[string]float64 `json:"copies"`
+	BytesUploaded  float64            `json:"bytesUploaded"`
+	BytesMounted   float64            `json:"bytesMounted"`
+	CopyQueue      float64            `json:"copyQueue"`
+	CopiesInFlight float64            `json:"copiesInFlight"`
+	// DedupeRatio is the share of successful Copy calls that moved no content (present, cached
+	// or shared) among all successful ones; 0 before the first.
+	DedupeRatio float64 `json:"dedupeRatio"`
+}
+
+// Cluster is one registration and what its member holds.
+type Cluster struct {
+	Name       string    `json:"name"`
+	Secret     string    `json:"secret,omitempty"` // namespace/name of the registration Secret
+	Convention string    `json:"convention,omitempty"`
+	State      string    `json:"state"`
+	Host       string    `json:"host,omitempty"`
+	LastProbe  time.Time `json:"lastProbe,omitzero"`
+	Since      time.Time `json:"since,omitzero"`
+	LastError  string    `json:"lastError,omitempty"`
+	// Workloads counts the member's workloads of the kinds the hub watches; -1 when not connected.
+	Workloads int `json:"workloads"`
+	// Phases counts the member's ClonedImages by phase.
+	Phases map[string]int `json:"phases"`
+}
+
+// Image is one source image across the fleet.
+type Image struct {
+	Source string `json:"source"`
+	Backup string `json:"backup,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	// Phase is the least advanced phase among the members: Failed, then Pending, Cloning, Ready.
+	Phase        string     `json:"phase"`
+	LastVerified *time.Time `json:"lastVerified,omitempty"`
+	// Reason and Message are the Ready condition's when the image is not Ready.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// In is the image's ClonedImage in each member that has one, sorted by cluster.
+	In []ImageIn `json:"clusters"`
+}
+
+// ImageIn is an image's ClonedImage in one member, as `kubectl get clonedimages` shows it.
+type ImageIn struct {
+	Cluster      string     `json:"cluster"`
+	Name         string     `json:"name"`
+	Phase        string     `json:"phase"`
+	Backup       string     `json:"backup,omitempty"`
+	Digest       string     `json:"digest,omitempty"`
+	Size         int64      `json:"size,omitempty"`
+	LastVerified *time.Time `json:"lastVerified,omitempty"`
+	Reason       string     `json:"reason,omitempty"`
+	Message      string     `json:"message,omitempty"`
+}
+
+// Fleet is what the Collector needs of a *clusters.Registry.
+type Fleet interface {
+	Snapshot() []clusters.Status
+	Members() []*clusters.Member
+}
+
+// Collector builds Views from the hub's state. Every field but Fleet is optional.
+type Collector struct {
+	Fleet      Fleet
+	Metrics    *metrics.Metrics
+	RateLimits *RateLimits
+	Series     *Series
+	Now        func() time.Time
+}
+
+// Collect builds a View. A member whose cache cannot be read is shown without its images.
+func (c *Collector) Collect(ctx context.Context) View {
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	v := View{Time: now(), Clusters: []Cluster{}, Images: []Image{}, RateLimits: []RateLimit{}, Series: []Point{}}
+	members := map[string]*clusters.Member{}
+	for _, m := range c.Fleet.Members() {
+		members[m.Name] = m
+	}
+	images := map[string]*Image{}
+	for _, s := range c.Fleet.Snapshot() {
+		cl := Cluster{
+			Name: s.Cluster, Secret: s.Secret, Convention: string(s.Convention), State: string(s.State),
+			Host: s.Host, LastProbe: s.LastProbe, Since: s.Since, LastError: s.LastError,
+			Workloads: -1, Phases: map[string]int{},
+		}
+		if m := members[s.Cluster]; m != nil && s.State == clusters.Connected {
+			if err := collectMember(ctx, m, &cl, images); err != nil {
+				cl.LastError = fmt.Sprintf("reading the member's cache: %v", err)
+			}
+		}
+		v.Clusters = append(v.Clusters, cl)
+	}
+	for _, img := range images {
+		summarize(img)
+		v.Images = append(v.Images, *img)
+	}
+	slices.SortFunc(v.Images, func(a, b Image) int { return strings.Compare(a.Source, b.Source) })
+	if c.RateLimits != nil {
+		v.RateLimits = c.RateLimits.List()
+	}
+	if c.Series != nil {
+		v.Series = c.Series.Points()
+	}
+	v.Overview = overview(v, c.Metrics)
+	return v
+}
+
+func collectMember(ctx context.Context, m *clusters.Member, cl *Cluster, images map[string]*Image) error {
+	c := m.Cluster.GetClient()
+	cl.Workloads = 0
+	for _, list := range []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.DaemonSetList{}, &appsv1.StatefulSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{}} {
+		if err := c.List(ctx, list); err != nil {
+			return err
+		}
+		cl.Workloads += meta.LenList(list)
+	}
+	var cis v1alpha1.ClonedImageList
+	if err := c.List(ctx, &cis); err != nil {
+		return err
+	}
+	for _, ci := range cis.Items {
+		in := imageIn(m.Name, &ci)
+		cl.Phases[in.Phase]++
+		img := images[ci.Spec.Source]
+		if img == nil {
+			img = &Image{Source: ci.Spec.Source}
+			images[ci.Spec.Source] = img
+		}
+		img.In = append(img.In, in)
+	}
+	return nil
+}
+
+func imageIn(cluster string, ci *v1alpha1.ClonedImage) ImageIn {
+	in := ImageIn{
+		Cluster: cluster, Name: ci.Name, Phase: string(ci.Status.Phase), Backup: ci.Status.Backup,
+		Digest: ci.Status.Digest, Size: ci.Status.Size,
+	}
+	if in.Phase == "" {
+		in.Phase = string(v1alpha1.PhasePending)
+	}
+	if t := ci.Status.LastVerified; t != nil {
+		tt := t.Time
+		in.LastVerified = &tt
+	}
+	if cond := meta.FindStatusCondition(ci.Status.Conditions, v1alpha1.ReadyCondition); cond != nil && cond.Status != "True" {
+		in.Reason, in.Message = cond.Reason, cond.Message
+	}
+	return in
+}
+
+// phaseOrder ranks phases, least advanced first: an image is as far as its slowest member.
+var phaseOrder = map[string]int{
+	string(v1alpha1.PhaseFailed): 0, string(v1alpha1.PhasePending): 1, string(v1alpha1.PhaseCloning): 2, string(v1alpha1.PhaseReady): 3,
+}
+
+// summarize fills an Image's fleet-wide fields from its members' ClonedImages.
+func summarize(img *Image) {
+	slices.SortFunc(img.In, func(a, b ImageIn) int { return strings.Compare(a.Cluster, b.Cluster) })
+	img.Phase = string(v1alpha1.PhaseReady)
+	for _, in := range img.In {
+		if phaseOrder[in.Phase] < phaseOrder[img.Phase] {
+			img.Phase = in.Phase
+			img.Reason, img.Message = in.Reason, in.Message
+		}
+		img.Backup = cmp.Or(img.Backup, in.Backup)
+		img.Digest = cmp.Or(img.Digest, in.Digest)
+		img.Size = max(img.Size, in.Size)
+		if in.LastVerified != nil && (img.LastVerified == nil || in.LastVerified.Before(*img.LastVerified)) {
+			img.LastVerified = in.LastVerified // the oldest verification is the one to trust
+		}
+	}
+}
+
+func overview(v View, m *metrics.Metrics) Overview {
+	o := Overview{Clusters: len(v.Clusters), Images: len(v.Images), Copies: map[string]float64{}}
+	for _, c := range v.Clusters {
+		switch clusters.State(c.State) {
+		case clusters.Connected:
+			o.Connected++
+		case clusters.Connecting:
+			o.Connecting++
+		default:
+			o.Unreachable++
+		}
+	}
+	for _, img := range v.Images {
+		switch v1alpha1.Phase(img.Phase) {
+		case v1alpha1.PhaseReady:
+			o.Ready++
+		case v1alpha1.PhaseFailed:
+			o.Failed++
+		default:
+			o.Pending++
+		}
+	}
+	if m == nil {
+		return o
+	}
+	for _, r := range []string{"copied", "present", "cached", "shared", "failed"} {
+		o.Copies[r] = value(m.Copies.WithLabelValues(r))
+	}
+	o.BytesUploaded = value(m.BytesUploaded)
+	o.BytesMounted = value(m.BytesMounted)
+	o.CopyQueue = value(m.CopyQueueDepth)
+	o.CopiesInFlight = value(m.CopiesInFlight)
+	if ok := o.Copies["copied"] + o.Copies["present"] + o.Copies["cached"] + o.Copies["shared"]; ok > 0 {
+		o.DedupeRatio = (ok - o.Copies["copied"]) / ok
+	}
+	return o
+}
+
+// value reads a counter or a gauge.
+func value(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+// Sample adds the current counters to s; the Dashboard calls it every interval.
+func Sample(s *Series, m *metrics.Metrics, now time.Time) {
+	if m == nil {
+		return
+	}
+	s.Add(Point{Time: now, Copies: value(m.Copies.WithLabelValues("copied")), Bytes: value(m.BytesUploaded)})
+}
+
+func sortBy[T any](s []T, key func(T) string) {
+	slices.SortFunc(s, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+}
