@@ -61,6 +61,14 @@ func TestMakeInstallUninstall(t *testing.T) {
 	}
 	const ns = "image-cloner-system"
 
+	// agent/README.md's `kubectl apply -f deploy/crds` must keep working beside the kustomize
+	// base there (deploy/crds/Kustomization, which kubectl skips for its missing extension).
+	kubectl := exec.CommandContext(ctx, filepath.Join(assets, "kubectl"), "apply", "--dry-run=server", "-f", filepath.Join(root, "deploy", "crds"))
+	kubectl.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath)
+	if out, err := kubectl.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply -f deploy/crds: %v\n%s", err, out)
+	}
+
 	run("install", "BACKUP_REGISTRY=registry.example.com/backup")
 	var hub appsv1.Deployment
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "image-cloner-hub"}, &hub); err != nil {
