@@ -78,8 +78,9 @@ bench-copy: test-deps ## Copy a synthetic fleet with image-cloner, crane, skopeo
 	  IMAGE_CLONER_ASSETS=$$assets $(GO) run ./bench/copy -tools "$$tools" $(BENCH_COPY_FLAGS) | tee bench/results/copy.txt
 
 .PHONY: demo
-demo: ## Run the local demo: control planes, registries, hub, agents, dashboard (not yet: issue 6)
-	@echo "make demo: not yet (issue 6)"; exit 1
+demo: build ## Run the local demo: control planes, registries, hub, agents, dashboard (Ctrl-C stops it; DEMO_FLAGS=-exit-when-ready)
+	$(GO) build -o $(BIN)/demo ./hack/demo
+	@$(BIN)/demo -bin $(BIN) -dir $(CURDIR)/demo $(DEMO_FLAGS)
 
 .PHONY: clean
 clean: ## Remove ./bin and test artifacts (the cached control planes stay)

@@ -1,0 +1,288 @@
+package env
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
+	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+)
+
+// Namespace is the hub's namespace in the hub cluster and the agent's in each member.
+const Namespace = v1alpha1.DefaultNamespace
+
+// BackupPath is the path under the backup registry's host where copies go.
+const BackupPath = "backup"
+
+// Options configure Start.
+type Options struct {
+	// Bin holds the hub and agent binaries (make build's ./bin); Build fills it.
+	Bin string
+	// Dir receives the processes' logs and the clusters' kubeconfigs (the demo's ./demo).
+	Dir string
+	// Members is the number of member clusters; default 2. The first is registered with
+	// `hub register` (least privilege, image-cloner's Secret convention), the others by a
+	// Cluster API Secret holding their admin kubeconfig, as Cluster API writes it.
+	Members int
+	// Progress, when set, is told what is happening (the demo prints it).
+	Progress func(format string, args ...any)
+}
+
+// Env is a running fleet.
+type Env struct {
+	Hub      *testenv.Cluster
+	Members  []*testenv.Cluster
+	Upstream *testenv.Registry
+	// Backup has htpasswd auth; BackupRegistry is the BACKUP_REGISTRY value (host/backup).
+	Backup         *testenv.Registry
+	BackupRegistry string
+	// Kubeconfigs maps each cluster's name (hub, member-1, ...) to an admin kubeconfig in Dir.
+	Kubeconfigs map[string]string
+	// HubProcess and Agents (one per member, same order) are the running binaries.
+	HubProcess *Process
+	Agents     []*Process
+	// MetricsURL is the hub's Prometheus endpoint; DashboardURL its dashboard, empty when
+	// this bin/hub has no --dashboard-bind-address.
+	MetricsURL, DashboardURL string
+	// Conventions says how each member was registered.
+	Conventions map[string]registration.Convention
+
+	t    testenv.T
+	opts Options
+}
+
+// Build builds bin/hub and bin/agent into dir with the go command, from the repository root.
+func Build(dir string) error {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	for _, b := range []string{"hub", "agent"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./"+b)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./%s: %w\n%s", b, err, out)
+		}
+	}
+	return nil
+}
+
+// MemberName is the name of the i-th member (0-based) in the hub and in Kubeconfigs.
+func MemberName(i int) string { return "member-" + strconv.Itoa(i+1) }
+
+// Start starts the fleet and returns once the hub and every agent run; it calls t.Fatalf on
+// any failure. Everything stops when t cleans up: processes first, then clusters and registries.
+func Start(t testenv.T, o Options) *Env {
+	t.Helper()
+	if o.Members == 0 {
+		o.Members = 2
+	}
+	if o.Progress == nil {
+		o.Progress = func(string, ...any) {}
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		t.Fatalf("creating %s: %v", o.Dir, err)
+	}
+	e := &Env{t: t, opts: o, Kubeconfigs: map[string]string{}, Conventions: map[string]registration.Convention{}}
+	ctx := context.Background()
+
+	o.Progress("Starting 1 hub and %d member control planes and 2 registries", o.Members)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.Upstream = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "upstream"})
+		e.Backup = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup", Auth: true, Username: "pusher"})
+	}()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	webhooks := filepath.Join(root, "deploy", "webhooks", "webhooks.yaml")
+	names := []string{"hub"}
+	for i := range o.Members {
+		names = append(names, MemberName(i))
+	}
+	var hub []*testenv.Cluster
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hub = testenv.StartClusters(t, testenv.ClusterOptions{}, names[0])
+	}()
+	// envtest installs the agent's webhook configurations pointed at https://127.0.0.1:<port>
+	// with a CA of its own, and writes tls.crt/tls.key for that address: the agent serves them
+	// in --cert-manager mode, as it would with cert-manager's Secret mounted.
+	members := testenv.StartClusters(t, testenv.ClusterOptions{CRDs: true, WebhookPaths: []string{webhooks}}, names[1:]...)
+	wg.Wait()
+	if hub == nil || e.Upstream == nil || e.Backup == nil {
+		t.Fatalf("the hub cluster or a registry did not start (see above)")
+	}
+	e.Hub, e.Members = hub[0], members
+	e.BackupRegistry = e.Backup.Host + "/" + BackupPath
+	for _, c := range append([]*testenv.Cluster{e.Hub}, e.Members...) {
+		p := filepath.Join(o.Dir, "kubeconfig-"+c.Name)
+		if err := os.WriteFile(p, c.Kubeconfig, 0o600); err != nil {
+			t.Fatalf("writing kubeconfig: %v", err)
+		}
+		abs, _ := filepath.Abs(p)
+		e.Kubeconfigs[c.Name] = abs
+	}
+	o.Progress("Control planes up in %s (hub), %s (members, started together)", e.Hub.StartupTime.Round(time.Second), e.Members[0].StartupTime.Round(time.Second))
+
+	// The hub's namespace, configuration and credentials. distribution's htpasswd has no
+	// read-only users, so the pull Secret here holds the same account; with a real registry
+	// it is a pull-only robot account.
+	creds := e.Backup.DockerConfigJSON()
+	hubObjs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: v1alpha1.ConfigMapName},
+			Data: map[string]string{config.KeyBackupRegistry: e.BackupRegistry}},
+		dockerSecret(config.DefaultPushSecretName, creds),
+		dockerSecret(v1alpha1.PullSecretName, creds),
+	}
+	for _, obj := range hubObjs {
+		if err := e.Hub.Client.Create(ctx, obj); err != nil {
+			t.Fatalf("creating %T %s in the hub cluster: %v", obj, obj.GetName(), err)
+		}
+	}
+	// The agent's namespace and configuration in each member (what deploy/agent applies).
+	for _, m := range e.Members {
+		for _, obj := range []client.Object{
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: v1alpha1.ConfigMapName},
+				Data: map[string]string{config.KeyBackupRegistry: e.BackupRegistry}},
+		} {
+			if err := m.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatalf("creating %T %s in %s: %v", obj, obj.GetName(), m.Name, err)
+			}
+		}
+	}
+
+	// Registration: the first member least-privilege by `hub register`, the others by the
+	// Cluster API convention.
+	for i, m := range e.Members {
+		if i == 0 {
+			out, err := exec.Command(filepath.Join(o.Bin, "hub"), "register",
+				"--kubeconfig", e.Kubeconfigs[m.Name], "--hub-kubeconfig", e.Kubeconfigs["hub"],
+				"--name", m.Name, "--namespace", Namespace).CombinedOutput()
+			if err != nil {
+				t.Fatalf("hub register --name %s: %v\n%s", m.Name, err, out)
+			}
+			e.Conventions[m.Name] = registration.Label
+			o.Progress("%s", bytes.TrimSpace(out))
+			continue
+		}
+		if err := e.Hub.Client.Create(ctx, m.RegistrationSecret(registration.ClusterAPI, Namespace)); err != nil {
+			t.Fatalf("registering %s by a Cluster API Secret: %v", m.Name, err)
+		}
+		e.Conventions[m.Name] = registration.ClusterAPI
+		o.Progress("Registered cluster %q: Secret %s/%s-kubeconfig in the hub cluster (Cluster API convention)", m.Name, Namespace, m.Name)
+	}
+
+	e.startProcesses()
+	return e
+}
+
+func (e *Env) startProcesses() {
+	t, o := e.t, e.opts
+	t.Helper()
+	ports := freePorts(t, 2+2*len(e.Members)+1)
+	next := func() string {
+		p := ports[0]
+		ports = ports[1:]
+		return "127.0.0.1:" + strconv.Itoa(p)
+	}
+	hubBin := filepath.Join(o.Bin, "hub")
+	help, _ := exec.Command(hubBin, "--help").CombinedOutput()
+	metrics, probe := next(), next()
+	// The hub reads its cluster's kubeconfig from $KUBECONFIG (or in-cluster).
+	args := []string{"--namespace", Namespace,
+		"--metrics-bind-address", metrics, "--health-probe-bind-address", probe}
+	e.MetricsURL = "http://" + metrics + "/metrics"
+	dashboard := next()
+	if bytes.Contains(help, []byte("-dashboard-bind-address")) {
+		args = append(args, "--dashboard-bind-address", dashboard)
+		e.DashboardURL = "http://" + dashboard + "/"
+	}
+	p, err := startProcess("hub", filepath.Join(o.Dir, "hub.log"), []string{"KUBECONFIG=" + e.Kubeconfigs["hub"]}, hubBin, args...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	e.HubProcess = p
+	t.Cleanup(func() { e.stop(p) })
+	o.Progress("Started bin/hub (pid %d), log %s", p.Pid(), p.LogPath)
+
+	for _, m := range e.Members {
+		w := m.Env.WebhookInstallOptions
+		a, err := startProcess("agent-"+m.Name, filepath.Join(o.Dir, "agent-"+m.Name+".log"), nil, filepath.Join(o.Bin, "agent"),
+			"--kubeconfig", e.Kubeconfigs[m.Name], "--namespace", Namespace,
+			"--metrics-bind-address", next(), "--health-probe-bind-address", next(),
+			"--webhook-port", strconv.Itoa(w.LocalServingPort),
+			"--cert-manager", "--cert-dir", w.LocalServingCertDir)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		e.Agents = append(e.Agents, a)
+		t.Cleanup(func() { e.stop(a) })
+		o.Progress("Started bin/agent for %s (pid %d), log %s", m.Name, a.Pid(), a.LogPath)
+	}
+}
+
+func (e *Env) stop(p *Process) {
+	if err := p.Stop(); err != nil {
+		select {
+		case <-p.Exited():
+		default:
+		}
+		e.t.Logf("%s: %v (log %s)", p.Name, err, p.LogPath)
+	}
+}
+
+// Processes returns the hub and agent processes.
+func (e *Env) Processes() []*Process {
+	return append([]*Process{e.HubProcess}, e.Agents...)
+}
+
+func dockerSecret(name string, data []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: name},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: data},
+	}
+}
+
+// freePorts reserves n distinct free ports on 127.0.0.1 (all held open until every one is
+// chosen, so they differ); another process may still take one before it is bound.
+func freePorts(t testenv.T, n int) []int {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	var out []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out
+}
