@@ -46,8 +46,9 @@ func (s *syncBuffer) String() string {
 // TestHub_runsWithTheOverlaysRBAC runs the real hub binary, with the args of the single-cluster
 // overlay's Deployment, as its ServiceAccount (a token minted for image-cloner-hub, so the API
 // server enforces exactly the overlay's RBAC), and checks that it works: it takes its Lease,
-// connects its own cluster as member "local", sees a Deployment there and records the image
-// as a ClonedImage, reports ready, and never logs a forbidden request.
+// connects its own cluster as member "local", is unready while BACKUP_REGISTRY is unset (as
+// shipped) and ready once it is, sees a Deployment and records its image as a ClonedImage, and
+// never logs a forbidden request.
 func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -65,15 +66,6 @@ func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	objs := render(t, filepath.Join("overlays", "single-cluster"))
 	apply(ctx, t, c, objs)
 	const ns = "image-cloner-system"
-	cm := &corev1.ConfigMap{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.ConfigMapName}, cm); err != nil {
-		t.Fatal(err)
-	}
-	// A backup registry nothing listens on: the copy fails, the ClonedImage is written anyway.
-	cm.Data["BACKUP_REGISTRY"] = "127.0.0.1:9/backup"
-	if err := c.Update(ctx, cm); err != nil {
-		t.Fatal(err)
-	}
 
 	dir := t.TempDir()
 	kubeconfig, err := register.MintKubeconfig(ctx, cluster.Config, ns, "", time.Hour)
@@ -125,6 +117,37 @@ func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 		}
 	}()
 
+	// As shipped, without BACKUP_REGISTRY, the hub is unready and its log says what to set
+	// (controller-runtime's /readyz withholds the reason).
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + probes + "/readyz?verbose")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	err = testenv.WaitFor(ctx, time.Minute, func(context.Context) (bool, error) {
+		code, body := readyz()
+		return code == http.StatusInternalServerError && strings.Contains(body, "[-]configuration failed") &&
+			strings.Contains(logs.String(), "BACKUP_REGISTRY is empty: set it in ConfigMap image-cloner-system/image-cloner-configuration"), nil
+	})
+	if err != nil {
+		code, body := readyz()
+		t.Errorf("without BACKUP_REGISTRY the hub should be unready (/readyz: %d %s) and log what to set", code, body)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.ConfigMapName}, cm); err != nil {
+		t.Fatal(err)
+	}
+	// A backup registry nothing listens on: the copy fails, the ClonedImage is written anyway.
+	cm.Data["BACKUP_REGISTRY"] = "127.0.0.1:9/backup"
+	if err := c.Update(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+
 	app := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}
 	labels := map[string]string{"app": "web"}
 	const image = "127.0.0.1:9/library/web:1"
@@ -165,16 +188,13 @@ func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no ClonedImage for %s: %v", image, err)
 	}
-	err = testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
-		resp, err := http.Get("http://" + probes + "/readyz")
-		if err != nil {
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+	err = testenv.WaitFor(ctx, time.Minute, func(context.Context) (bool, error) {
+		code, _ := readyz()
+		return code == http.StatusOK, nil
 	})
 	if err != nil {
-		t.Errorf("the hub never became ready: %v", err)
+		code, body := readyz()
+		t.Errorf("with BACKUP_REGISTRY set the hub never became ready: %d %s", code, body)
 	}
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(strings.ToLower(line), "forbidden") {
