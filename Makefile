@@ -49,8 +49,12 @@ lint: $(STATICCHECK) ## Run gofmt, go vet and staticcheck
 test-deps: ## Build/install the real kube-apiserver, etcd, kubectl and registry (cached by version)
 	@hack/test-deps.sh >/dev/null
 
+.PHONY: browser-deps
+browser-deps: ## Install Debian's chromium (/usr/bin/chromium) for the dashboard's browser test, if missing (needs root)
+	@hack/browser-deps.sh
+
 .PHONY: test
-test: test-deps ## Run every test: unit, integration (real apiservers, registries), fuzz seeds
+test: test-deps browser-deps ## Run every test: unit, integration (real apiservers, registries, headless Chromium), fuzz seeds
 	@rm -f artifacts/figures.txt; \
 	  assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
 	  [ -x "$$assets/kube-apiserver" ] || { echo "test: hack/test-deps.sh gave no assets: run it to see why"; exit 1; }; \
