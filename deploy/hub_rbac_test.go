@@ -17,6 +17,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -47,8 +48,8 @@ func (s *syncBuffer) String() string {
 // overlay's Deployment, as its ServiceAccount (a token minted for image-cloner-hub, so the API
 // server enforces exactly the overlay's RBAC), and checks that it works: it takes its Lease,
 // connects its own cluster as member "local", is unready while BACKUP_REGISTRY is unset (as
-// shipped) and ready once it is, sees a Deployment and records its image as a ClonedImage, and
-// never logs a forbidden request.
+// shipped; with a Warning Event on the ConfigMap) and ready once it is, sees a Deployment and
+// records its image as a ClonedImage, and never logs a forbidden request.
 func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -137,6 +138,21 @@ func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	if err != nil {
 		code, body := readyz()
 		t.Errorf("without BACKUP_REGISTRY the hub should be unready (/readyz: %d %s) and log what to set", code, body)
+	}
+	err = testenv.WaitFor(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		var events eventsv1.EventList
+		if err := c.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Kind == "ConfigMap" && e.Regarding.Name == v1alpha1.ConfigMapName && e.Type == corev1.EventTypeWarning && strings.Contains(e.Note, "BACKUP_REGISTRY") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("no Warning Event on ConfigMap %s naming BACKUP_REGISTRY: %v", v1alpha1.ConfigMapName, err)
 	}
 	cm := &corev1.ConfigMap{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.ConfigMapName}, cm); err != nil {
