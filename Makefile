@@ -105,6 +105,14 @@ install: ## Apply deploy/overlays/single-cluster (CRD, hub --local-cluster, agen
 	  echo "install: BACKUP_REGISTRY is not set here; the hub stays unready until it is in ConfigMap $(NAMESPACE)/image-cloner-configuration (make install BACKUP_REGISTRY=quay.io/acme)"; \
 	fi
 
+IMAGE_REPO ?= image-cloner
+IMAGE_TAG  ?= latest
+
+.PHONY: docker-build
+docker-build: ## Build IMAGE_REPO/hub and IMAGE_REPO/agent (default image-cloner/...:latest) from hub/ and agent/Dockerfile; needs Docker
+	docker build -f hub/Dockerfile -t $(IMAGE_REPO)/hub:$(IMAGE_TAG) .
+	docker build -f agent/Dockerfile -t $(IMAGE_REPO)/agent:$(IMAGE_TAG) .
+
 # Order matters: with the agent running, its patcher would re-patch what restore reverts. The
 # agent and hub run in the cluster, so `agent restore` runs here, from bin/agent.
 .PHONY: uninstall
