@@ -97,6 +97,12 @@ func TestKindConfigs(t *testing.T) {
 		t.Fatal("up.sh has no clusters=(...) line")
 	}
 	want := strings.Fields(string(m[1]))
+	// up.sh must put the template where the configs point containerd (checkCluster).
+	for _, s := range []string{`/etc/containerd/certs.d/$host/hosts.toml" < containerd/hosts.toml`, `"localhost:${reg_port}"`} {
+		if !strings.Contains(string(script), s) {
+			t.Errorf("up.sh no longer contains %s", s)
+		}
+	}
 	var got []string
 	for _, f := range files {
 		got = append(got, strings.TrimSuffix(f, ".yaml"))
