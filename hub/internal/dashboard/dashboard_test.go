@@ -264,3 +264,19 @@ func TestPlot_scalesTheSeriesIntoTheBox(t *testing.T) {
 	g.Expect(svg).To(ContainSubstring(">10</text>"))
 	g.Expect(string(plot(nil, "bytes", "bytes"))).NotTo(ContainSubstring("polyline"))
 }
+
+// TestCollector_remembersTheImagesOfAMemberThatStopsAnswering: while a member is not connected
+// its last known images stay, marked stale; once it is no longer registered they go.
+func TestCollector_remembersTheImagesOfAMemberThatStopsAnswering(t *testing.T) {
+	g := NewWithT(t)
+	c := &Collector{}
+	fresh := []ImageIn{{Cluster: "east", Name: "nginx", Phase: "Ready"}}
+	g.Expect(c.remember("east", fresh, true)).To(Equal(fresh))
+	stale := c.remember("east", nil, false)
+	g.Expect(stale).To(HaveLen(1))
+	g.Expect(stale[0].Stale).To(BeTrue())
+	g.Expect(stale[0].Name).To(Equal("nginx"))
+	g.Expect(c.remember("west", nil, false)).To(BeEmpty(), "never read")
+	c.forget([]Cluster{{Name: "west"}})
+	g.Expect(c.remember("east", nil, false)).To(BeEmpty(), "east was unregistered")
+}

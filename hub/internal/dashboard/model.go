@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,6 +97,10 @@ type ImageIn struct {
 	LastVerified *time.Time `json:"lastVerified,omitempty"`
 	Reason       string     `json:"reason,omitempty"`
 	Message      string     `json:"message,omitempty"`
+	// Stale is true when the member is not connected: this is what it held when last read.
+	Stale bool `json:"stale,omitempty"`
+
+	source string
 }
 
 // Fleet is what the Collector needs of a *clusters.Registry.
@@ -111,6 +116,9 @@ type Collector struct {
 	RateLimits *RateLimits
 	Series     *Series
 	Now        func() time.Time
+
+	mu        sync.Mutex
+	lastKnown map[string][]ImageIn // by cluster: its ClonedImages when last read
 }
 
 // Collect builds a View. A member whose cache cannot be read is shown without its images.
@@ -131,13 +139,26 @@ func (c *Collector) Collect(ctx context.Context) View {
 			Host: s.Host, LastProbe: s.LastProbe, Since: s.Since, LastError: s.LastError,
 			Workloads: -1, Phases: map[string]int{},
 		}
+		var ins []ImageIn
+		var err error
 		if m := members[s.Cluster]; m != nil && s.State == clusters.Connected {
-			if err := collectMember(ctx, m, &cl, images); err != nil {
+			if ins, err = collectMember(ctx, m, &cl); err != nil {
 				cl.LastError = fmt.Sprintf("reading the member's cache: %v", err)
 			}
 		}
+		ins = c.remember(s.Cluster, ins, err == nil && members[s.Cluster] != nil && s.State == clusters.Connected)
+		for _, in := range ins {
+			cl.Phases[in.Phase]++
+			img := images[in.source]
+			if img == nil {
+				img = &Image{Source: in.source}
+				images[in.source] = img
+			}
+			img.In = append(img.In, in)
+		}
 		v.Clusters = append(v.Clusters, cl)
 	}
+	c.forget(v.Clusters)
 	for _, img := range images {
 		summarize(img)
 		v.Images = append(v.Images, *img)
@@ -153,34 +174,60 @@ func (c *Collector) Collect(ctx context.Context) View {
 	return v
 }
 
-func collectMember(ctx context.Context, m *clusters.Member, cl *Cluster, images map[string]*Image) error {
+// remember records ins as cluster's images when fresh, and otherwise returns the last ones
+// read, marked Stale: a member that stops answering keeps its images on the dashboard.
+func (c *Collector) remember(cluster string, ins []ImageIn, fresh bool) []ImageIn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastKnown == nil {
+		c.lastKnown = map[string][]ImageIn{}
+	}
+	if fresh {
+		c.lastKnown[cluster] = ins
+		return ins
+	}
+	var out []ImageIn
+	for _, in := range c.lastKnown[cluster] {
+		in.Stale = true
+		out = append(out, in)
+	}
+	return out
+}
+
+// forget drops what is remembered of clusters no longer registered.
+func (c *Collector) forget(registered []Cluster) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.lastKnown {
+		if !slices.ContainsFunc(registered, func(cl Cluster) bool { return cl.Name == name }) {
+			delete(c.lastKnown, name)
+		}
+	}
+}
+
+func collectMember(ctx context.Context, m *clusters.Member, cl *Cluster) ([]ImageIn, error) {
 	c := m.Cluster.GetClient()
 	cl.Workloads = 0
 	for _, list := range []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.DaemonSetList{}, &appsv1.StatefulSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{}} {
 		if err := c.List(ctx, list); err != nil {
-			return err
+			return nil, err
 		}
 		cl.Workloads += meta.LenList(list)
 	}
 	var cis v1alpha1.ClonedImageList
 	if err := c.List(ctx, &cis); err != nil {
-		return err
+		return nil, err
 	}
+	out := make([]ImageIn, 0, len(cis.Items))
 	for _, ci := range cis.Items {
-		in := imageIn(m.Name, &ci)
-		cl.Phases[in.Phase]++
-		img := images[ci.Spec.Source]
-		if img == nil {
-			img = &Image{Source: ci.Spec.Source}
-			images[ci.Spec.Source] = img
-		}
-		img.In = append(img.In, in)
+		out = append(out, imageIn(m.Name, &ci))
 	}
-	return nil
+	return out, nil
 }
 
 func imageIn(cluster string, ci *v1alpha1.ClonedImage) ImageIn {
 	in := ImageIn{
+		source:  ci.Spec.Source,
 		Cluster: cluster, Name: ci.Name, Phase: string(ci.Status.Phase), Backup: ci.Status.Backup,
 		Digest: ci.Status.Digest, Size: ci.Status.Size,
 	}

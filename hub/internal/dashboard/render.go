@@ -15,7 +15,6 @@ var funcs = template.FuncMap{
 	"short":   shortDigest,
 	"lower":   strings.ToLower,
 	"plot":    plot,
-	"phase":   func(p map[string]int, k string) int { return p[k] },
 	"float":   func(n int64) float64 { return float64(n) },
 }
 
