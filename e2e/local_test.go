@@ -1,0 +1,93 @@
+//go:build e2e
+
+package e2e_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/image-cloner/image-cloner/e2e"
+	"github.com/image-cloner/image-cloner/e2e/env"
+	"github.com/image-cloner/image-cloner/pkg/testenv"
+)
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(logr.Discard())
+	os.Exit(m.Run())
+}
+
+// TestLocal runs every spec against local control planes with the real bin/hub and bin/agent
+// processes (e2e/env, the demo's environment). The specs share one fleet; ClusterRemovalSpec
+// runs last because it disconnects a member (and reconnects it).
+func TestLocal(t *testing.T) {
+	bin := t.TempDir()
+	if err := env.Build(bin); err != nil {
+		t.Fatal(err)
+	}
+	logs := filepath.Join(t.TempDir(), "logs")
+	e := env.Start(t, env.Options{Bin: bin, Dir: logs, Progress: t.Logf})
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range e.Processes() {
+				data, _ := os.ReadFile(p.LogPath)
+				t.Logf("--- %s log (last 4 KiB) ---\n%s", p.Name, lastBytes(data, 4096))
+			}
+		}
+	})
+
+	in := e2e.FleetInput{
+		Hub:          &e2e.Kube{Name: e.Hub.Name, Config: e.Hub.Config, Client: e.Hub.Client},
+		HubNamespace: env.Namespace,
+		Upstream:     e2e.RegistryInfo{Host: e.Upstream.Host, Transport: e.Upstream.Transport()},
+		Backup: e2e.RegistryInfo{
+			Host:      e.Backup.Host,
+			Auth:      &authn.Basic{Username: e.Backup.Username, Password: e.Backup.Password},
+			Transport: e.Backup.Transport(),
+			ManifestPuts: func(repo string) (int, error) {
+				return e.Backup.CountRequests("PUT", "/v2/"+repo+"/manifests/")
+			},
+		},
+		BackupRegistry: e.BackupRegistry,
+		Conventions:    map[string]string{},
+	}
+	for _, m := range e.Members {
+		in.Members = append(in.Members, &e2e.Kube{Name: m.Name, Config: m.Config, Client: m.Client})
+		in.Conventions[m.Name] = string(e.Conventions[m.Name])
+	}
+
+	ctx := t.Context()
+	for _, spec := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"RegistrationConventions", func(t *testing.T) { e2e.RegistrationConventionsSpec(ctx, t, in) }},
+		{"FleetDedupe", func(t *testing.T) { e2e.FleetDedupeSpec(ctx, t, in) }},
+		{"Patching", func(t *testing.T) { e2e.PatchingSpec(ctx, t, in) }},
+		{"Admission", func(t *testing.T) { e2e.AdmissionSpec(ctx, t, in) }},
+		{"CredentialRotation", func(t *testing.T) { e2e.CredentialRotationSpec(ctx, t, in) }},
+		{"ClusterRemoval", func(t *testing.T) { e2e.ClusterRemovalSpec(ctx, t, in) }},
+	} {
+		t.Run(spec.name, spec.run)
+	}
+	for _, p := range e.Processes() {
+		select {
+		case <-p.Exited():
+			t.Errorf("%s exited during the specs", p.Name)
+		default:
+		}
+	}
+	testenv.Report(t, "e2e: %d members, specs run against real hub and agent processes", len(in.Members))
+}
+
+func lastBytes(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return fmt.Sprintf("%s", b)
+}
