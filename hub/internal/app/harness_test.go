@@ -64,6 +64,10 @@ type fleetOptions struct {
 	local bool
 	// observer is told about the Mirror's copies.
 	observer mirror.Observer
+	// mirrorOptions are added to the Mirror's, e.g. a transport that holds some requests.
+	mirrorOptions []mirror.Option
+	// dashboard serves the dashboard on a free loopback port (Hub.Dashboard.URL).
+	dashboard bool
 }
 
 func startFleet(t *testing.T, o fleetOptions) *fleet {
@@ -102,10 +106,16 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 	}
 
 	f.metrics = prometheus.NewRegistry()
+	dashboardAddr := ""
+	if o.dashboard {
+		dashboardAddr = "127.0.0.1:0"
+	}
 	h, err := app.New(f.hub.Config, app.Options{
-		Namespace:    hubNS,
-		LocalCluster: o.local,
-		Observer:     o.observer,
+		DashboardBindAddress: dashboardAddr,
+		MirrorOptions:        o.mirrorOptions,
+		Namespace:            hubNS,
+		LocalCluster:         o.local,
+		Observer:             o.observer,
 		Clusters: clusters.Options{
 			ProbeInterval: 250 * time.Millisecond, ProbeTimeout: 2 * time.Second, FailureThreshold: 2,
 			BackoffInitial: 250 * time.Millisecond, BackoffMax: 2 * time.Second,
