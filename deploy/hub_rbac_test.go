@@ -95,7 +95,7 @@ func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	probes := l.Addr().String()
 	_ = l.Close()
 	args := append(append([]string{}, d.Spec.Template.Spec.Containers[0].Args...),
-		"--health-probe-bind-address="+probes, "--metrics-bind-address=0")
+		"--health-probe-bind-address="+probes, "--metrics-bind-address=0", "--dashboard-bind-address=0")
 	var logs syncBuffer
 	hub := exec.Command(hubBin, args...)
 	hub.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
