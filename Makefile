@@ -69,7 +69,7 @@ e2e: ## End-to-end specs against local control planes (not yet: issue 6)
 
 .PHONY: e2e-kind
 e2e-kind: ## End-to-end specs against kind clusters, needs Docker (not yet: issue 6)
-	@echo "make e2e-kind: not yet (issue 6): e2e/ has no specs to run. The clusters, registry and images are ready by hand: kind-config/README.md"; exit 1
+	@echo "make e2e-kind: not yet (issue 6): no kind entry point for the e2e specs, no authenticated backup registry on the kind network; clusters, registry and images by hand: kind-config/README.md"; exit 1
 
 .PHONY: bench
 bench: bench-copy ## Every benchmark: bench-copy (bench-fleet is not yet: issue 9)
