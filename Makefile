@@ -64,8 +64,9 @@ test: test-deps browser-deps ## Run every test: unit, integration (real apiserve
 	  exit $$rc
 
 .PHONY: e2e
-e2e: ## End-to-end specs against local control planes (not yet: issue 6)
-	@echo "make e2e: not yet (issue 6)"; exit 1
+e2e: test-deps ## End-to-end specs (e2e/) and the demo, on local control planes with real hub and agent processes (build tag e2e; a few minutes)
+	@assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
+	  IMAGE_CLONER_ASSETS=$$assets $(GO) test -tags e2e $(GOTEST_FLAGS) -count=1 -timeout 20m ./e2e/...
 
 .PHONY: e2e-kind
 e2e-kind: ## End-to-end specs against kind clusters, needs Docker (not yet: issue 6)
