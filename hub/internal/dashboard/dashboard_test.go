@@ -14,6 +14,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
+
+	"github.com/image-cloner/image-cloner/hub/internal/metrics"
+	"github.com/image-cloner/image-cloner/pkg/mirror"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -279,4 +282,20 @@ func TestCollector_remembersTheImagesOfAMemberThatStopsAnswering(t *testing.T) {
 	g.Expect(c.remember("west", nil, false)).To(BeEmpty(), "never read")
 	c.forget([]Cluster{{Name: "west"}})
 	g.Expect(c.remember("east", nil, false)).To(BeEmpty(), "east was unregistered")
+}
+
+// TestRateLimits_recordsWhatRegistriesAnnounceThroughTheHubsObserverChain: the hub chains the
+// metrics' observer and RateLimits' into the Mirror's one Observer; the quota gets through.
+func TestRateLimits_recordsWhatRegistriesAnnounceThroughTheHubsObserverChain(t *testing.T) {
+	g := NewWithT(t)
+	r := NewRateLimits()
+	r.now = func() time.Time { return t0 }
+	obs := metrics.Chain(metrics.Chain(mirror.Observer{}, r.Observer()), mirror.Observer{})
+	obs.RateLimit("index.docker.io", mirror.RateLimit{Limit: 100, Remaining: 76, Window: 6 * time.Hour})
+	obs.RateLimit("ghcr.io", mirror.RateLimit{Limit: 5000, Remaining: 4999})
+	obs.RateLimit("index.docker.io", mirror.RateLimit{Limit: 100, Remaining: 75, Window: 6 * time.Hour})
+	g.Expect(r.List()).To(Equal([]RateLimit{
+		{Registry: "ghcr.io", Limit: 5000, Remaining: 4999, Seen: t0},
+		{Registry: "index.docker.io", Limit: 100, Remaining: 75, Window: 6 * time.Hour, WindowSeconds: 21600, Seen: t0},
+	}))
 }

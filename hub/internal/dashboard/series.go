@@ -59,8 +59,10 @@ type RateLimit struct {
 	Registry  string        `json:"registry"`
 	Limit     int           `json:"limit"`
 	Remaining int           `json:"remaining"`
-	Window    time.Duration `json:"windowSeconds"`
-	Seen      time.Time     `json:"seen"`
+	Window    time.Duration `json:"-"`
+	// WindowSeconds is Window for JSON; 0 when the registry does not say.
+	WindowSeconds int64     `json:"windowSeconds,omitempty"`
+	Seen          time.Time `json:"seen"`
 }
 
 // NewRateLimits returns an empty RateLimits.
@@ -72,7 +74,7 @@ func NewRateLimits() *RateLimits {
 func (r *RateLimits) Observe(registry string, limit mirror.RateLimit) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.limits[registry] = RateLimit{Registry: registry, Limit: limit.Limit, Remaining: limit.Remaining, Window: limit.Window, Seen: r.now()}
+	r.limits[registry] = RateLimit{Registry: registry, Limit: limit.Limit, Remaining: limit.Remaining, Window: limit.Window, WindowSeconds: int64(limit.Window / time.Second), Seen: r.now()}
 }
 
 // Observer returns a mirror.Observer that records rate limits.
