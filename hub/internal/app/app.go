@@ -1,6 +1,7 @@
 // Package app wires the hub together: a controller-runtime manager in the hub cluster with the
-// clusters, settings and images reconcilers, metrics, health checks and the dashboard. hub/main.go parses flags
-// into Options and calls Run; tests call New and start the manager themselves.
+// clusters, settings and images reconcilers, metrics, health checks and the dashboard.
+// hub/main.go parses flags into Options and calls Run; tests call New and start the manager
+// themselves.
 package app
 
 import (
