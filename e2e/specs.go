@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -130,8 +131,14 @@ func AdmissionSpec(ctx context.Context, t *testing.T, in FleetInput) {
 		cfg.WarningHandler = w
 		c, err := client.New(cfg, client.Options{Scheme: m.Client.Scheme()})
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(c.Create(ctx, deployment(ns, "first", ref))).To(Succeed(), "warn mode admits an image without a backup")
-		g.Expect(w.all()).To(ContainElement(ContainSubstring(ref)), "the validating webhook warns about %s in %s", ref, m.Name)
+		// failurePolicy Ignore admits without a word while the agent is not serving yet (it
+		// answers once its cache has synced): retry with a new Deployment until it warns.
+		n := 0
+		g.Eventually(func(g Gomega) {
+			n++
+			g.Expect(c.Create(ctx, deployment(ns, fmt.Sprintf("first-%d", n), ref))).To(Succeed(), "warn mode admits an image without a backup")
+			g.Expect(w.all()).To(ContainElement(ContainSubstring(ref)), "the validating webhook warns about %s in %s", ref, m.Name)
+		}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(Succeed())
 
 		ci := waitReady(ctx, t, in, m, ref)
 		late := deployment(ns, "late", ref)

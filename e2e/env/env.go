@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,7 +86,7 @@ func Build(dir string) error {
 // MemberName is the name of the i-th member (0-based) in the hub and in Kubeconfigs.
 func MemberName(i int) string { return "member-" + strconv.Itoa(i+1) }
 
-// Start starts the fleet and returns once the hub and every agent run; it calls t.Fatalf on
+// Start starts the fleet and returns once the hub and every agent answer /readyz; it calls t.Fatalf on
 // any failure. Everything stops when t cleans up: processes first, then clusters and registries.
 func Start(t testenv.T, o Options) *Env {
 	t.Helper()
@@ -210,6 +211,7 @@ func (e *Env) startProcesses() {
 	hubBin := filepath.Join(o.Bin, "hub")
 	help, _ := exec.Command(hubBin, "--help").CombinedOutput()
 	metrics, probe := next(), next()
+	probes := map[*Process]string{}
 	// The hub reads its cluster's kubeconfig from $KUBECONFIG (or in-cluster).
 	args := []string{"--namespace", Namespace,
 		"--metrics-bind-address", metrics, "--health-probe-bind-address", probe}
@@ -224,23 +226,47 @@ func (e *Env) startProcesses() {
 		t.Fatalf("%v", err)
 	}
 	e.HubProcess = p
+	probes[p] = probe
 	t.Cleanup(func() { e.stop(p) })
 	o.Progress("Started bin/hub (pid %d), log %s", p.Pid(), p.LogPath)
 
 	for _, m := range e.Members {
 		w := m.Env.WebhookInstallOptions
+		agentProbe := next()
 		a, err := startProcess("agent-"+m.Name, filepath.Join(o.Dir, "agent-"+m.Name+".log"), nil, filepath.Join(o.Bin, "agent"),
 			"--kubeconfig", e.Kubeconfigs[m.Name], "--namespace", Namespace,
-			"--metrics-bind-address", next(), "--health-probe-bind-address", next(),
+			"--metrics-bind-address", next(), "--health-probe-bind-address", agentProbe,
 			"--webhook-port", strconv.Itoa(w.LocalServingPort),
 			"--cert-manager", "--cert-dir", w.LocalServingCertDir)
 		if err != nil {
 			t.Fatalf("%v", err)
 		}
 		e.Agents = append(e.Agents, a)
+		probes[a] = agentProbe
 		t.Cleanup(func() { e.stop(a) })
 		o.Progress("Started bin/agent for %s (pid %d), log %s", m.Name, a.Pid(), a.LogPath)
 	}
+	// Ready: the agents' webhooks serve and their caches have synced.
+	for p, addr := range probes {
+		err := testenv.WaitFor(context.Background(), 2*time.Minute, func(ctx context.Context) (bool, error) {
+			select {
+			case <-p.Exited():
+				return false, fmt.Errorf("%s exited; see %s", p.Name, p.LogPath)
+			default:
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false, nil
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, nil
+		})
+		if err != nil {
+			t.Fatalf("waiting for %s to be ready: %v", p.Name, err)
+		}
+	}
+	o.Progress("The hub and the agents are ready")
 }
 
 func (e *Env) stop(p *Process) {
