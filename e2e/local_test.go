@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -31,6 +32,7 @@ func TestLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := filepath.Join(t.TempDir(), "logs")
+	started := time.Now()
 	e := env.Start(t, env.Options{Bin: bin, Dir: logs, Progress: t.Logf})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -61,7 +63,9 @@ func TestLocal(t *testing.T) {
 		in.Conventions[m.Name] = string(e.Conventions[m.Name])
 	}
 
+	fleetUp := time.Since(started)
 	ctx := t.Context()
+	specsStart := time.Now()
 	for _, spec := range []struct {
 		name string
 		run  func(*testing.T)
@@ -70,6 +74,7 @@ func TestLocal(t *testing.T) {
 		{"FleetDedupe", func(t *testing.T) { e2e.FleetDedupeSpec(ctx, t, in) }},
 		{"Patching", func(t *testing.T) { e2e.PatchingSpec(ctx, t, in) }},
 		{"Admission", func(t *testing.T) { e2e.AdmissionSpec(ctx, t, in) }},
+		{"MultiArch", func(t *testing.T) { e2e.MultiArchSpec(ctx, t, in) }},
 		{"CredentialRotation", func(t *testing.T) { e2e.CredentialRotationSpec(ctx, t, in) }},
 		{"ClusterRemoval", func(t *testing.T) { e2e.ClusterRemovalSpec(ctx, t, in) }},
 	} {
@@ -82,7 +87,8 @@ func TestLocal(t *testing.T) {
 		default:
 		}
 	}
-	testenv.Report(t, "e2e: %d members, specs run against real hub and agent processes", len(in.Members))
+	testenv.Report(t, "e2e: fleet (hub + %d members, 2 registries, hub and agent processes ready) up in %s; specs took %s",
+		len(in.Members), fleetUp.Round(100*time.Millisecond), time.Since(specsStart).Round(100*time.Millisecond))
 }
 
 func lastBytes(b []byte, n int) string {

@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -296,4 +300,40 @@ func setSecret(ctx context.Context, t testing.TB, k *Kube, key client.ObjectKey,
 		s.Data = map[string][]byte{corev1.DockerConfigJsonKey: data}
 		return k.Client.Update(ctx, &s)
 	}).WithTimeout(30*time.Second).WithPolling(poll).Should(Succeed(), "updating Secret %s", key)
+}
+
+// MultiArchSpec: a multi-arch index is backed up whole: the backup has the index's digest and
+// every platform's manifest, so nodes of any architecture pull the same image from it.
+func MultiArchSpec(ctx context.Context, t *testing.T, in FleetInput) {
+	g := NewWithT(t)
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(2048, 1)
+		g.Expect(err).NotTo(HaveOccurred())
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	idx := mutate.AppendManifests(empty.Index, adds...)
+	ref, err := name.ParseReference(fmt.Sprintf("%s/e2e/multiarch-%s:v1", in.Upstream.Host, randomSuffix()))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(remote.WriteIndex(ref, idx, in.Upstream.remoteOptions()...)).To(Succeed())
+	digest, err := idx.Digest()
+	g.Expect(err).NotTo(HaveOccurred())
+
+	m := in.Members[0]
+	g.Expect(m.Client.Create(ctx, deployment(newNamespace(ctx, t, m), "app", ref.String()))).To(Succeed())
+	ci := waitReady(ctx, t, in, m, ref.String())
+	g.Expect(ci.Status.Digest).To(Equal(digest.String()), "the backup is the index, not one platform's image")
+	bref, err := name.ParseReference(ci.Status.Backup)
+	g.Expect(err).NotTo(HaveOccurred())
+	backup, err := remote.Index(bref.Context().Digest(digest.String()), in.Backup.remoteOptions()...)
+	g.Expect(err).NotTo(HaveOccurred())
+	manifest, err := backup.IndexManifest()
+	g.Expect(err).NotTo(HaveOccurred())
+	var platforms []string
+	for _, d := range manifest.Manifests {
+		platforms = append(platforms, d.Platform.String())
+		_, err := remote.Head(bref.Context().Digest(d.Digest.String()), in.Backup.remoteOptions()...)
+		g.Expect(err).NotTo(HaveOccurred(), "the backup registry has the %s manifest", d.Platform)
+	}
+	g.Expect(platforms).To(ConsistOf("linux/amd64", "linux/arm64"))
 }
