@@ -10,6 +10,8 @@
 //	bin/demo -exit-when-ready       # stop once every image is Ready and every workload patched
 //
 // Its output, for scripts: one line `dashboard: URL` (or `metrics: URL` while the hub has no
-// dashboard) and one line `kubeconfig CLUSTER: PATH` per cluster (hub, member-1, member-2), on
-// stdout; progress goes to stderr. Logs and kubeconfigs are written to ./demo.
+// dashboard), one line `kubeconfig CLUSTER: PATH` per cluster (hub, member-1, member-2) and
+// `registry upstream: HOST`, `registry backup: HOST/PATH`, on stdout; progress goes to stderr.
+// Logs and kubeconfigs are written to ./demo. While it runs, the e2e specs can run against it
+// (e2e/external_test.go, TestExternal; the demo prints the command).
 package main

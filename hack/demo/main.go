@@ -89,6 +89,8 @@ func run(bin, dir string, exitWhenReady bool, timeout time.Duration) int {
 	for _, m := range e.Members {
 		fmt.Printf("kubeconfig %s: %s\n", m.Name, e.Kubeconfigs[m.Name])
 	}
+	fmt.Printf("registry upstream: %s\n", e.Upstream.Host)
+	fmt.Printf("registry backup: %s\n", e.BackupRegistry)
 	kubectl := "kubectl"
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		if a, err := testenv.Assets(); err == nil {
@@ -101,10 +103,13 @@ Try, in another terminal:
   KUBECONFIG=%[2]s %[1]s get clonedimages
   KUBECONFIG=%[2]s %[1]s -n %[3]s get deploy,ds -o wide
   KUBECONFIG=%[4]s %[1]s -n %[5]s get secrets
-Logs: %[6]s/hub.log, %[6]s/agent-member-*.log. Backup registry: %[7]s (user %[8]s).
+Logs: %[6]s/hub.log, %[6]s/agent-member-*.log. The backup registry's user is %[8]s (password in
+Secret %[5]s/image-cloner-push-credentials of the hub cluster).
+Run the e2e specs against this fleet:
+  E2E_UPSTREAM=%[7]s E2E_KUBECONFIGS=%[9]s go test -tags e2e ./e2e/ -run TestExternal -v
 Ctrl-C stops everything.
 
-`, kubectl, m1, env.SampleNamespace, e.Kubeconfigs["hub"], env.Namespace, dir, e.BackupRegistry, e.Backup.Username)
+`, kubectl, m1, env.SampleNamespace, e.Kubeconfigs["hub"], env.Namespace, dir, e.Upstream.Host, e.Backup.Username, kubeconfigList(e))
 
 	var deadline <-chan time.Time
 	if timeout > 0 {
@@ -155,6 +160,15 @@ Ctrl-C stops everything.
 			}
 		}
 	}
+}
+
+// kubeconfigList is E2E_KUBECONFIGS for this fleet: hub=PATH,member-1=PATH,...
+func kubeconfigList(e *env.Env) string {
+	parts := []string{"hub=" + e.Kubeconfigs["hub"]}
+	for _, m := range e.Members {
+		parts = append(parts, m.Name+"="+e.Kubeconfigs[m.Name])
+	}
+	return strings.Join(parts, ",")
 }
 
 // findAssets makes sure the control-plane and registry binaries exist: when IMAGE_CLONER_ASSETS
