@@ -157,6 +157,9 @@ func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 	}
 	m.o.logger.Info("Copying image", "source", src.String(), "backup", dst.String(), "digest", digest.String())
 	res, err := m.copyImage(ctx, job)
+	if m.o.observer.CopyEnded != nil {
+		m.o.observer.CopyEnded(src, dst, err)
+	}
 	if err != nil {
 		return res, err
 	}

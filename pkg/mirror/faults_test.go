@@ -296,6 +296,13 @@ func TestCopy_boundsConcurrentCopies(t *testing.T) {
 			for _, err := range errs {
 				g.Expect(err).NotTo(HaveOccurred())
 			}
+			// The Observer's Started/Ended bracket the same slots: never more than the bound
+			// in between, and every start ended.
+			e.events.locked(func() {
+				g.Expect(e.events.peakInFlight).To(BeNumerically("<=", tc.maxCopies))
+				g.Expect(e.events.inFlight).To(BeZero())
+				g.Expect(e.events.started).To(Equal(len(apps)))
+			})
 
 			if tc.overlap {
 				g.Expect(tracker.max()).To(BeNumerically(">", 1))

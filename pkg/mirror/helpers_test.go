@@ -204,6 +204,8 @@ type events struct {
 	rateLimits    []mirror.RateLimit
 	started       int
 	finished      int
+	inFlight      int // between CopyStarted and CopyEnded
+	peakInFlight  int
 	hits, misses  int
 	uploaded      int64
 	mounted       int64
@@ -213,7 +215,14 @@ type events struct {
 
 func (e *events) observer() mirror.Observer {
 	return mirror.Observer{
-		CopyStarted: func(_, _ name.Reference) { e.locked(func() { e.started++ }) },
+		CopyStarted: func(_, _ name.Reference) {
+			e.locked(func() {
+				e.started++
+				e.inFlight++
+				e.peakInFlight = max(e.peakInFlight, e.inFlight)
+			})
+		},
+		CopyEnded: func(_, _ name.Reference, _ error) { e.locked(func() { e.inFlight-- }) },
 		CopyFinished: func(_, _ name.Reference, _ mirror.Result, err error, _ time.Duration) {
 			e.locked(func() {
 				e.finished++

@@ -13,6 +13,10 @@ type Observer struct {
 	// CopyStarted is called when Copy starts moving content, after the caches and the
 	// destination said the image is not there yet.
 	CopyStarted func(src, dst name.Reference)
+	// CopyEnded is called once for every CopyStarted, when that copy has stopped moving
+	// content and before its concurrency slot is released, so Started/Ended bracket exactly
+	// the copies counted against WithMaxConcurrentCopies.
+	CopyEnded func(src, dst name.Reference, err error)
 	// CopyFinished is called when every Copy call returns, whatever the outcome.
 	CopyFinished func(src, dst name.Reference, result Result, err error, duration time.Duration)
 	// Request is called for every HTTP request attempt, retries included. Status is 0 when no

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -143,10 +142,7 @@ func TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles(t *testing.T)
 			copies++
 			peak = max(peak, inFlight)
 		},
-		CopyFinished: func(_, _ name.Reference, res mirror.Result, err error, _ time.Duration) {
-			if err == nil && (res.CacheHit || res.AlreadyPresent || res.Shared) {
-				return // never started
-			}
+		CopyEnded: func(name.Reference, name.Reference, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			inFlight--

@@ -4,7 +4,6 @@
 package metrics
 
 import (
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -54,18 +53,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 
 // Observer feeds the copy metrics from a Mirror.
 func (m *Metrics) Observer() mirror.Observer {
-	// CopyStarted is called only for calls that move content; count them per source and
-	// backup repository (the Mirror may pass a resolved digest reference to one hook and the
-	// tag to the other) so that CopyFinished only decrements what was started.
-	var mu sync.Mutex
-	started := map[string]int{}
 	return mirror.Observer{
-		CopyStarted: func(src, dst name.Reference) {
-			mu.Lock()
-			started[pair(src, dst)]++
-			mu.Unlock()
-			m.CopiesInFlight.Inc()
-		},
+		CopyStarted: func(name.Reference, name.Reference) { m.CopiesInFlight.Inc() },
+		CopyEnded:   func(name.Reference, name.Reference, error) { m.CopiesInFlight.Dec() },
 		CopyFinished: func(src, dst name.Reference, res mirror.Result, err error, _ time.Duration) {
 			switch {
 			case err != nil:
@@ -80,18 +70,6 @@ func (m *Metrics) Observer() mirror.Observer {
 				m.Copies.WithLabelValues("present").Inc()
 			default:
 				m.Copies.WithLabelValues("copied").Inc()
-			}
-			k := pair(src, dst)
-			mu.Lock()
-			was := started[k] > 0 && !res.Shared
-			if was {
-				if started[k]--; started[k] == 0 {
-					delete(started, k)
-				}
-			}
-			mu.Unlock()
-			if was {
-				m.CopiesInFlight.Dec()
 			}
 		},
 		BytesUploaded: func(n int64) { m.BytesUploaded.Add(float64(n)) },
@@ -119,10 +97,6 @@ func (m *Metrics) Images() images.Metrics {
 	}
 }
 
-func pair(src, dst name.Reference) string {
-	return src.Context().String() + " " + dst.Context().String()
-}
-
 // Chain returns an Observer that calls a's hooks, then b's, for the hooks the hub uses (copies,
 // bytes and rate limits): a Mirror takes one Observer, and the metrics are one of possibly
 // several.
@@ -132,6 +106,13 @@ func Chain(a, b mirror.Observer) mirror.Observer {
 		for _, f := range []func(name.Reference, name.Reference){a.CopyStarted, b.CopyStarted} {
 			if f != nil {
 				f(src, dst)
+			}
+		}
+	}
+	out.CopyEnded = func(src, dst name.Reference, err error) {
+		for _, f := range []func(name.Reference, name.Reference, error){a.CopyEnded, b.CopyEnded} {
+			if f != nil {
+				f(src, dst, err)
 			}
 		}
 	}
