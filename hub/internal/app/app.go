@@ -174,7 +174,9 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	// Not ready while the configuration is invalid: the probe's body says what to fix.
+	// Not ready while the configuration is invalid. controller-runtime withholds a failed check's
+	// reason from the probe's body ("reason withheld"); the log line and the Warning Event on
+	// the ConfigMap say what to fix.
 	if err := mgr.AddReadyzCheck("configuration", func(*http.Request) error { return h.Settings.Err() }); err != nil {
 		return nil, err
 	}
