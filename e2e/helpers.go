@@ -12,7 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,14 +26,14 @@ const poll = 200 * time.Millisecond
 // no spec sees another's image, and returns its reference and digest.
 func pushImage(t testing.TB, in FleetInput, repo string) (string, v1.Hash) {
 	t.Helper()
-	g := NewWithT(t)
+	g := gomega.NewWithT(t)
 	img, err := random.Image(2048, 2)
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(gomega.HaveOccurred())
 	ref, err := name.ParseReference(fmt.Sprintf("%s/e2e/%s-%s:v1", in.Upstream.Host, repo, randomSuffix()))
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(remote.Write(ref, img, in.Upstream.remoteOptions()...)).To(Succeed())
+	g.Expect(err).NotTo(gomega.HaveOccurred())
+	g.Expect(remote.Write(ref, img, in.Upstream.remoteOptions()...)).To(gomega.Succeed())
 	d, err := img.Digest()
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(gomega.HaveOccurred())
 	return ref.String(), d
 }
 
@@ -58,7 +58,7 @@ func randomSuffix() string {
 func newNamespace(ctx context.Context, t testing.TB, k *Kube) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-"}}
-	NewWithT(t).Expect(k.Client.Create(ctx, ns)).To(Succeed(), "creating a namespace in %s", k.Name)
+	gomega.NewWithT(t).Expect(k.Client.Create(ctx, ns)).To(gomega.Succeed(), "creating a namespace in %s", k.Name)
 	return ns.Name
 }
 
@@ -108,12 +108,12 @@ func clonedImage(ctx context.Context, k *Kube, source string) (*v1alpha1.ClonedI
 func waitReady(ctx context.Context, t testing.TB, in FleetInput, k *Kube, source string) *v1alpha1.ClonedImage {
 	t.Helper()
 	var ci *v1alpha1.ClonedImage
-	NewWithT(t).Eventually(func(g Gomega) {
+	gomega.NewWithT(t).Eventually(func(g gomega.Gomega) {
 		var err error
 		ci, err = clonedImage(ctx, k, source)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(ci).NotTo(BeNil(), "no ClonedImage for %s in %s", source, k.Name)
-		g.Expect(ci.IsReady()).To(BeTrue(), "ClonedImage %s in %s: %+v", ci.Name, k.Name, ci.Status)
-	}).WithTimeout(in.timeout()).WithPolling(poll).Should(Succeed())
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		g.Expect(ci).NotTo(gomega.BeNil(), "no ClonedImage for %s in %s", source, k.Name)
+		g.Expect(ci.IsReady()).To(gomega.BeTrue(), "ClonedImage %s in %s: %+v", ci.Name, k.Name, ci.Status)
+	}).WithTimeout(in.timeout()).WithPolling(poll).Should(gomega.Succeed())
 	return ci
 }
