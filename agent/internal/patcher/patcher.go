@@ -68,21 +68,7 @@ func (r *Reconciler) workloadsUsing(ctx context.Context, o client.Object) []reco
 	if !ok || !ci.IsReady() {
 		return nil
 	}
-	list, err := r.newList()
-	if err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing workloads")
-		return nil
-	}
-	if err := r.Client.List(ctx, list, client.MatchingFields{backups.SourceIndex: ci.Spec.Source}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing workloads using image", "image", ci.Spec.Source)
-		return nil
-	}
-	var out []reconcile.Request
-	_ = forEach(list, func(obj client.Object) error {
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-		return nil
-	})
-	return out
+	return r.requests(ctx, client.MatchingFields{backups.SourceIndex: ci.Spec.Source})
 }
 
 // allWorkloads maps the configuration ConfigMap onto every workload of Kind. Only that one
@@ -94,12 +80,18 @@ func (r *Reconciler) allWorkloads(ctx context.Context, o client.Object) []reconc
 	if s, err := r.Settings(ctx); err == nil && o.GetNamespace() != s.Namespace {
 		return nil
 	}
+	return r.requests(ctx)
+}
+
+// requests lists the workloads of Kind that match opts, as reconcile requests. A map function
+// cannot return an error: a failed list is logged and maps to nothing.
+func (r *Reconciler) requests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	list, err := r.newList()
 	if err == nil {
-		err = r.Client.List(ctx, list)
+		err = r.Client.List(ctx, list, opts...)
 	}
 	if err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing workloads")
+		ctrl.LoggerFrom(ctx).Error(err, "Listing workloads", "kind", fmt.Sprintf("%T", r.Kind))
 		return nil
 	}
 	var out []reconcile.Request
