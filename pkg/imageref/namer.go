@@ -254,6 +254,13 @@ func hashedComponent(readable string, src Reference, budget int) string {
 // separators the grammar does not allow ("._", "___", "-.") become a single
 // '-'. The result may be empty.
 func sanitizeComponent(s string) string {
+	return collapseSeparators(s, isSeparator)
+}
+
+// collapseSeparators keeps lowercase letters and digits, drops leading and
+// trailing runs of anything else, keeps an inner run where keep says the
+// grammar allows it, and writes any other inner run as a single '-'.
+func collapseSeparators(s string, keep func(run string) bool) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
@@ -271,7 +278,7 @@ func sanitizeComponent(s string) string {
 		switch {
 		case b.Len() == 0 || j == len(s):
 			// Leading and trailing separators are dropped.
-		case isSeparator(run):
+		case keep(run):
 			b.WriteString(run)
 		default:
 			b.WriteByte('-')

@@ -56,28 +56,7 @@ func ObjectName(src Reference) string {
 // them other than a single '.' or only dashes becomes one '-', so that every
 // dot-separated label starts and ends with a letter or digit.
 func sanitizeSubdomain(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		if isLowerAlnum(s[i]) {
-			b.WriteByte(s[i])
-			i++
-			continue
-		}
-		j := i
-		for j < len(s) && !isLowerAlnum(s[j]) {
-			j++
-		}
-		run := s[i:j]
-		i = j
-		switch {
-		case b.Len() == 0 || j == len(s):
-			// Leading and trailing separators are dropped.
-		case run == "." || strings.Trim(run, "-") == "":
-			b.WriteString(run)
-		default:
-			b.WriteByte('-')
-		}
-	}
-	return b.String()
+	return collapseSeparators(s, func(run string) bool {
+		return run == "." || strings.Trim(run, "-") == ""
+	})
 }
