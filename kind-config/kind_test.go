@@ -215,9 +215,63 @@ func TestScripts_parse(t *testing.T) {
 	if err != nil {
 		t.Skip("no bash")
 	}
-	for _, s := range []string{"up.sh", "down.sh"} {
+	for _, s := range []string{"up.sh", "down.sh", "../hack/e2e-kind.sh"} {
 		if out, err := exec.Command(bash, "-n", s).CombinedOutput(); err != nil {
 			t.Errorf("bash -n %s: %v\n%s", s, err, out)
 		}
+	}
+}
+
+// TestE2EKind_saysWhatIsMissing runs make e2e-kind's script where a prerequisite is missing: it
+// must stop at once, before touching anything, and name what is missing. Each case gets a PATH
+// of stubs: docker absent, docker present but no engine answering, kind absent.
+func TestE2EKind_saysWhatIsMissing(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	script, err := filepath.Abs("../hack/e2e-kind.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		stubs map[string]string // command -> script body
+		want  string
+	}{
+		{"no docker", map[string]string{}, "docker not found"},
+		{"no engine", map[string]string{"docker": "exit 1"}, "no Docker engine answers"},
+		{"no kind", map[string]string{"docker": "exit 0"}, "kind not found"},
+		{"no kubectl", map[string]string{"docker": "exit 0", "kind": "exit 0"}, "kubectl not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// The script's own tools (dirname, git, ...) stay reachable; docker, kind and kubectl
+			// only through the stubs.
+			for _, tool := range []string{"dirname", "git", "head", "base64", "tr", "mkdir", "cat"} {
+				if p, err := exec.LookPath(tool); err == nil {
+					if err := os.Symlink(p, filepath.Join(dir, tool)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for name, body := range tc.stubs {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte("#!"+bash+"\n"+body+"\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command(bash, script)
+			cmd.Env = []string{"PATH=" + dir, "HOME=" + t.TempDir()}
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the script succeeded without %s:\n%s", tc.name, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output %q does not say %q", out, tc.want)
+			}
+			if strings.Contains(string(out), "==>") {
+				t.Errorf("the script started working before checking its prerequisites:\n%s", out)
+			}
+		})
 	}
 }
