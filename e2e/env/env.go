@@ -27,6 +27,13 @@ import (
 // Namespace is the hub's namespace in the hub cluster and the agent's in each member.
 const Namespace = v1alpha1.DefaultNamespace
 
+// PushUsername and PullUsername are the backup registry's accounts: the hub's push Secret holds
+// the first, the pull Secret members receive the second (Backup.Users has their passwords).
+const (
+	PushUsername = "pusher"
+	PullUsername = "puller"
+)
+
 // BackupPath is the path under the backup registry's host where copies go.
 const BackupPath = "backup"
 
@@ -108,7 +115,8 @@ func Start(t testenv.T, o Options) *Env {
 	go func() {
 		defer wg.Done()
 		e.Upstream = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "upstream"})
-		e.Backup = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup", Auth: true, Username: "pusher"})
+		e.Backup = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup", Auth: true, Username: PushUsername,
+			Users: map[string]string{PullUsername: ""}})
 	}()
 	root, err := testenv.RepoRoot()
 	if err != nil {
@@ -145,16 +153,22 @@ func Start(t testenv.T, o Options) *Env {
 	}
 	o.Progress("Control planes up in %s (hub), %s (members, started together)", e.Hub.StartupTime.Round(time.Second), e.Members[0].StartupTime.Round(time.Second))
 
-	// The hub's namespace, configuration and credentials. distribution's htpasswd has no
-	// read-only users, so the pull Secret here holds the same account; with a real registry
-	// it is a pull-only robot account.
+	// The hub's namespace, configuration and credentials: the push Secret holds the push
+	// account, the pull Secret (what members receive) a distinct pull account, so a leak of
+	// the push password is told apart from the pull credentials members are meant to hold.
+	// distribution's htpasswd has no read-only users; with a real registry the pull account
+	// is a pull-only robot account.
 	creds := e.Backup.DockerConfigJSON()
+	pullCreds, err := e.Backup.DockerConfigJSONFor(PullUsername)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
 	hubObjs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: v1alpha1.ConfigMapName},
 			Data: map[string]string{config.KeyBackupRegistry: e.BackupRegistry}},
 		dockerSecret(config.DefaultPushSecretName, creds),
-		dockerSecret(v1alpha1.PullSecretName, creds),
+		dockerSecret(v1alpha1.PullSecretName, pullCreds),
 	}
 	for _, obj := range hubObjs {
 		if err := e.Hub.Client.Create(ctx, obj); err != nil {

@@ -30,6 +30,11 @@ type RegistryOptions struct {
 	Auth bool
 	// Username and Password for Auth; default "tester" and a random password.
 	Username, Password string
+	// Users are further accounts for Auth, by name, written into the same htpasswd; an empty
+	// password gets a random one. distribution's htpasswd grants every account the same rights
+	// (there are no read-only users), but distinct accounts let tests tell which credential
+	// went where, e.g. a pull account for members and a push account for the hub.
+	Users map[string]string
 	// TLS serves HTTPS with a certificate from a CA made for the test (Registry.CA).
 	TLS bool
 }
@@ -41,7 +46,9 @@ type Registry struct {
 	URL      string // http(s)://127.0.0.1:port
 	Username string // empty without auth
 	Password string
-	CA       *CA // nil without TLS
+	// Users holds every account of the htpasswd by name, Username's included; nil without auth.
+	Users map[string]string
+	CA    *CA // nil without TLS
 
 	t         T
 	bin       string
@@ -121,12 +128,29 @@ func newRegistry(t T, opts RegistryOptions) (*Registry, error) {
 		if r.Password == "" {
 			r.Password = randomHex(12)
 		}
-		hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), bcrypt.MinCost)
-		if err != nil {
-			return nil, fmt.Errorf("hashing password: %w", err)
+		r.Users = map[string]string{r.Username: r.Password}
+		for user, password := range opts.Users {
+			if user == "" || strings.Contains(user, ":") {
+				return nil, fmt.Errorf("invalid registry user name %q", user)
+			}
+			if _, dup := r.Users[user]; dup {
+				return nil, fmt.Errorf("registry user %q is given twice", user)
+			}
+			if password == "" {
+				password = randomHex(12)
+			}
+			r.Users[user] = password
+		}
+		var htpasswdData []byte
+		for user, password := range r.Users {
+			hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+			if err != nil {
+				return nil, fmt.Errorf("hashing the password of %s: %w", user, err)
+			}
+			htpasswdData = fmt.Appendf(htpasswdData, "%s:%s\n", user, hash)
 		}
 		htpasswd := filepath.Join(r.dir, "htpasswd")
-		if err := os.WriteFile(htpasswd, fmt.Appendf(nil, "%s:%s\n", r.Username, hash), 0o600); err != nil {
+		if err := os.WriteFile(htpasswd, htpasswdData, 0o600); err != nil {
 			return nil, err
 		}
 		cfg["auth"] = map[string]any{"htpasswd": map[string]any{"realm": "image-cloner-test", "path": htpasswd}}
@@ -235,18 +259,28 @@ func (r *Registry) Transport() http.RoundTripper {
 }
 
 // DockerConfigJSON returns a Docker config.json (the payload of a kubernetes.io/dockerconfigjson
-// Secret) holding the registry's credentials, or no auths without Auth.
+// Secret) holding the registry's credentials (Username), or no auths without Auth.
 func (r *Registry) DockerConfigJSON() []byte {
+	data, _ := r.DockerConfigJSONFor(r.Username)
+	return data
+}
+
+// DockerConfigJSONFor returns a Docker config.json holding the credentials of account user
+// (Username or one of Users), or no auths when user is empty. It fails for an unknown user.
+func (r *Registry) DockerConfigJSONFor(user string) ([]byte, error) {
 	auths := map[string]any{}
-	if r.Username != "" {
+	if user != "" {
+		password, ok := r.Users[user]
+		if !ok {
+			return nil, fmt.Errorf("registry %s has no user %q", r.Name, user)
+		}
 		auths[r.Host] = map[string]string{
-			"username": r.Username,
-			"password": r.Password,
-			"auth":     base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password)),
+			"username": user,
+			"password": password,
+			"auth":     base64.StdEncoding.EncodeToString([]byte(user + ":" + password)),
 		}
 	}
-	data, _ := json.Marshal(map[string]any{"auths": auths})
-	return data
+	return json.Marshal(map[string]any{"auths": auths})
 }
 
 // Request is one line of the registry's access log.

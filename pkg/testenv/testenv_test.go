@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -175,6 +176,46 @@ func TestRegistry_servesTLSWithItsOwnCA(t *testing.T) {
 		_ = resp.Body.Close()
 	}
 	g.Expect(err).To(MatchError(ContainSubstring("certificate")), "a client without the CA must not trust the registry")
+}
+
+// TestRegistry_extraUsers shows every account of RegistryOptions.Users logs in with its own
+// password (and only with it), and DockerConfigJSONFor hands out that account's credentials.
+func TestRegistry_extraUsers(t *testing.T) {
+	g := NewWithT(t)
+	r := testenv.StartRegistry(t, testenv.RegistryOptions{Name: "users", Auth: true, Username: "pusher",
+		Users: map[string]string{"puller": "", "fixed": "fixed-password"}})
+	g.Expect(r.Users).To(HaveLen(3))
+	g.Expect(r.Users).To(HaveKeyWithValue("pusher", r.Password))
+	g.Expect(r.Users).To(HaveKeyWithValue("fixed", "fixed-password"))
+	g.Expect(r.Users["puller"]).NotTo(BeEmpty(), "an empty password gets a random one")
+	g.Expect(r.Users["puller"]).NotTo(Equal(r.Password))
+
+	login := func(user, password string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, r.URL+"/v2/", nil)
+		req.SetBasicAuth(user, password)
+		resp, err := (&http.Client{Transport: r.Transport()}).Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for user, password := range r.Users {
+		g.Expect(login(user, password)).To(Equal(http.StatusOK), "user %s", user)
+		g.Expect(login(user, password+"x")).To(Equal(http.StatusUnauthorized), "user %s with a wrong password", user)
+	}
+	g.Expect(login("puller", r.Password)).To(Equal(http.StatusUnauthorized), "the push password is not the pull account's")
+
+	data, err := r.DockerConfigJSONFor("puller")
+	g.Expect(err).NotTo(HaveOccurred())
+	var cfg struct {
+		Auths map[string]struct{ Username, Password, Auth string }
+	}
+	g.Expect(json.Unmarshal(data, &cfg)).To(Succeed())
+	g.Expect(cfg.Auths).To(HaveKey(r.Host))
+	g.Expect(cfg.Auths[r.Host].Username).To(Equal("puller"))
+	g.Expect(cfg.Auths[r.Host].Password).To(Equal(r.Users["puller"]))
+	g.Expect(string(data)).NotTo(ContainSubstring(r.Password))
+	_, err = r.DockerConfigJSONFor("nobody")
+	g.Expect(err).To(HaveOccurred())
 }
 
 // TestCluster_apiserverRestartKeepsKubeconfig shows a member's API server can be stopped and
