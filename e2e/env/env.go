@@ -3,6 +3,7 @@ package env
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -49,6 +50,14 @@ type Options struct {
 	Members int
 	// Progress, when set, is told what is happening (the demo prints it).
 	Progress func(format string, args ...any)
+	// HubReplicas is the number of hub processes; default 1. With more than one, every
+	// replica runs with --leader-elect and its own metrics, probe and dashboard ports.
+	HubReplicas int
+	// BackupVia, when set, is called once the backup registry runs and returns the host
+	// (127.0.0.1:port) the hub and agents reach it through instead, such as a fault-injecting
+	// proxy's: BACKUP_REGISTRY and the credentials then name that host. Env.Backup stays the
+	// registry itself.
+	BackupVia func(backup *testenv.Registry) (host string, err error)
 }
 
 // Env is a running fleet.
@@ -61,9 +70,11 @@ type Env struct {
 	BackupRegistry string
 	// Kubeconfigs maps each cluster's name (hub, member-1, ...) to an admin kubeconfig in Dir.
 	Kubeconfigs map[string]string
-	// HubProcess and Agents (one per member, same order) are the running binaries.
-	HubProcess *Process
-	Agents     []*Process
+	// HubProcess and Agents (one per member, same order) are the running binaries;
+	// HubProcesses holds every hub replica (HubProcess is the first). Restart replaces them.
+	HubProcess   *Process
+	HubProcesses []*Process
+	Agents       []*Process
 	// MetricsURL is the hub's Prometheus endpoint; DashboardURL its dashboard, empty when
 	// this bin/hub has no --dashboard-bind-address.
 	MetricsURL, DashboardURL string
@@ -142,7 +153,13 @@ func Start(t testenv.T, o Options) *Env {
 		t.Fatalf("the hub cluster or a registry did not start (see above)")
 	}
 	e.Hub, e.Members = hub[0], members
-	e.BackupRegistry = e.Backup.Host + "/" + BackupPath
+	backupHost := e.Backup.Host
+	if o.BackupVia != nil {
+		if backupHost, err = o.BackupVia(e.Backup); err != nil {
+			t.Fatalf("routing the backup registry: %v", err)
+		}
+	}
+	e.BackupRegistry = backupHost + "/" + BackupPath
 	for _, c := range append([]*testenv.Cluster{e.Hub}, e.Members...) {
 		p := filepath.Join(o.Dir, "kubeconfig-"+c.Name)
 		if err := os.WriteFile(p, c.Kubeconfig, 0o600); err != nil {
@@ -173,6 +190,11 @@ func Start(t testenv.T, o Options) *Env {
 	for _, obj := range hubObjs {
 		if err := e.Hub.Client.Create(ctx, obj); err != nil {
 			t.Fatalf("creating %T %s in the hub cluster: %v", obj, obj.GetName(), err)
+		}
+	}
+	if backupHost != e.Backup.Host {
+		if err := e.aliasCredentials(ctx, e.Backup.Host, backupHost); err != nil {
+			t.Fatalf("%v", err)
 		}
 	}
 	// The agent's namespace and configuration in each member (what deploy/agent applies).
@@ -216,7 +238,8 @@ func Start(t testenv.T, o Options) *Env {
 func (e *Env) startProcesses() {
 	t, o := e.t, e.opts
 	t.Helper()
-	ports := freePorts(t, 2+2*len(e.Members)+1)
+	replicas := max(o.HubReplicas, 1)
+	ports := freePorts(t, 3*replicas+2*len(e.Members))
 	next := func() string {
 		p := ports[0]
 		ports = ports[1:]
@@ -224,63 +247,149 @@ func (e *Env) startProcesses() {
 	}
 	hubBin := filepath.Join(o.Bin, "hub")
 	help, _ := exec.Command(hubBin, "--help").CombinedOutput()
-	metrics, probe := next(), next()
-	probes := map[*Process]string{}
-	// The hub reads its cluster's kubeconfig from $KUBECONFIG (or in-cluster).
-	args := []string{"--namespace", Namespace,
-		"--metrics-bind-address", metrics, "--health-probe-bind-address", probe}
-	e.MetricsURL = "http://" + metrics + "/metrics"
-	dashboard := next()
-	if bytes.Contains(help, []byte("-dashboard-bind-address")) {
-		args = append(args, "--dashboard-bind-address", dashboard)
-		e.DashboardURL = "http://" + dashboard + "/"
+	var started []*Process
+	for i := range replicas {
+		metrics, probe, dashboard := next(), next(), next()
+		// The hub reads its cluster's kubeconfig from $KUBECONFIG (or in-cluster).
+		args := []string{"--namespace", Namespace,
+			"--metrics-bind-address", metrics, "--health-probe-bind-address", probe}
+		if replicas > 1 {
+			args = append(args, "--leader-elect")
+		}
+		if bytes.Contains(help, []byte("-dashboard-bind-address")) {
+			args = append(args, "--dashboard-bind-address", dashboard)
+		}
+		name, logName := "hub", "hub.log"
+		if i > 0 {
+			name, logName = "hub-"+strconv.Itoa(i+1), "hub-"+strconv.Itoa(i+1)+".log"
+		}
+		spec := processSpec{name: name, logPath: filepath.Join(o.Dir, logName), bin: hubBin, args: args,
+			environ: []string{"KUBECONFIG=" + e.Kubeconfigs["hub"]}, probe: probe, metrics: metrics}
+		if i == 0 {
+			e.MetricsURL = "http://" + metrics + "/metrics"
+			if bytes.Contains(help, []byte("-dashboard-bind-address")) {
+				e.DashboardURL = "http://" + dashboard + "/"
+			}
+		}
+		p := e.launch(spec, false)
+		e.HubProcesses = append(e.HubProcesses, p)
+		started = append(started, p)
+		o.Progress("Started bin/hub (pid %d), log %s", p.Pid(), p.LogPath)
 	}
-	p, err := startProcess("hub", filepath.Join(o.Dir, "hub.log"), []string{"KUBECONFIG=" + e.Kubeconfigs["hub"]}, hubBin, args...)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	e.HubProcess = p
-	probes[p] = probe
-	t.Cleanup(func() { e.stop(p) })
-	o.Progress("Started bin/hub (pid %d), log %s", p.Pid(), p.LogPath)
+	e.HubProcess = e.HubProcesses[0]
 
 	for _, m := range e.Members {
 		w := m.Env.WebhookInstallOptions
-		agentProbe := next()
-		a, err := startProcess("agent-"+m.Name, filepath.Join(o.Dir, "agent-"+m.Name+".log"), nil, filepath.Join(o.Bin, "agent"),
-			"--kubeconfig", e.Kubeconfigs[m.Name], "--namespace", Namespace,
-			"--metrics-bind-address", next(), "--health-probe-bind-address", agentProbe,
-			"--webhook-port", strconv.Itoa(w.LocalServingPort),
-			"--cert-manager", "--cert-dir", w.LocalServingCertDir)
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
+		metrics, agentProbe := next(), next()
+		a := e.launch(processSpec{name: "agent-" + m.Name, logPath: filepath.Join(o.Dir, "agent-"+m.Name+".log"),
+			bin: filepath.Join(o.Bin, "agent"), probe: agentProbe, metrics: metrics, args: []string{
+				"--kubeconfig", e.Kubeconfigs[m.Name], "--namespace", Namespace,
+				"--metrics-bind-address", metrics, "--health-probe-bind-address", agentProbe,
+				"--webhook-port", strconv.Itoa(w.LocalServingPort),
+				"--cert-manager", "--cert-dir", w.LocalServingCertDir}}, false)
 		e.Agents = append(e.Agents, a)
-		probes[a] = agentProbe
-		t.Cleanup(func() { e.stop(a) })
+		started = append(started, a)
 		o.Progress("Started bin/agent for %s (pid %d), log %s", m.Name, a.Pid(), a.LogPath)
 	}
 	// Ready: the agents' webhooks serve and their caches have synced.
-	for p, addr := range probes {
-		err := testenv.WaitFor(context.Background(), 2*time.Minute, func(ctx context.Context) (bool, error) {
-			select {
-			case <-p.Exited():
-				return false, fmt.Errorf("%s exited; see %s", p.Name, p.LogPath)
-			default:
-			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return false, nil
-			}
-			_ = resp.Body.Close()
-			return resp.StatusCode == http.StatusOK, nil
-		})
-		if err != nil {
-			t.Fatalf("waiting for %s to be ready: %v", p.Name, err)
+	for _, p := range started {
+		if err := waitReady(context.Background(), p); err != nil {
+			t.Fatalf("%v", err)
 		}
 	}
 	o.Progress("The hub and the agents are ready")
+}
+
+// launch starts a process from spec and stops it when the test cleans up; it calls t.Fatalf
+// when the process cannot start.
+func (e *Env) launch(spec processSpec, appendLog bool) *Process {
+	e.t.Helper()
+	p, err := startProcess(spec, appendLog)
+	if err != nil {
+		e.t.Fatalf("%v", err)
+	}
+	e.t.Cleanup(func() { e.stop(p) })
+	return p
+}
+
+// waitReady waits until p answers /readyz on its probe address, or fails if it exits.
+func waitReady(ctx context.Context, p *Process) error {
+	err := testenv.WaitFor(ctx, 2*time.Minute, func(ctx context.Context) (bool, error) {
+		select {
+		case <-p.Exited():
+			return false, fmt.Errorf("%s exited; see %s", p.Name, p.LogPath)
+		default:
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.spec.probe+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s to be ready: %w", p.Name, err)
+	}
+	return nil
+}
+
+// Restart starts a new process with the same binary, arguments, ports and log file (appended
+// to) as p, which must have exited (Process.Kill or Stop it first), puts it in p's place in
+// HubProcess, HubProcesses or Agents, and waits until it answers /readyz.
+func (e *Env) Restart(ctx context.Context, p *Process) (*Process, error) {
+	select {
+	case <-p.Exited():
+	default:
+		return nil, fmt.Errorf("restarting %s: it is still running (pid %d)", p.Name, p.Pid())
+	}
+	np := e.launch(p.spec, true)
+	if e.HubProcess == p {
+		e.HubProcess = np
+	}
+	for i := range e.HubProcesses {
+		if e.HubProcesses[i] == p {
+			e.HubProcesses[i] = np
+		}
+	}
+	for i := range e.Agents {
+		if e.Agents[i] == p {
+			e.Agents[i] = np
+		}
+	}
+	return np, waitReady(ctx, np)
+}
+
+// aliasCredentials adds, in the hub's docker config Secrets, an entry for alias with the
+// credentials held for host, so that the hub authenticates to the registry through alias.
+func (e *Env) aliasCredentials(ctx context.Context, host, alias string) error {
+	for _, name := range []string{config.DefaultPushSecretName, v1alpha1.PullSecretName} {
+		s := &corev1.Secret{}
+		if err := e.Hub.Client.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: name}, s); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("reading Secret %s: %w", name, err)
+		}
+		var cfg map[string]map[string]json.RawMessage
+		if err := json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &cfg); err != nil {
+			return fmt.Errorf("parsing Secret %s: %w", name, err)
+		}
+		entry, ok := cfg["auths"][host]
+		if !ok {
+			continue
+		}
+		cfg["auths"][alias] = entry
+		data, err := json.Marshal(cfg)
+		if err != nil {
+			return err
+		}
+		s.Data[corev1.DockerConfigJsonKey] = data
+		if err := e.Hub.Client.Update(ctx, s); err != nil {
+			return fmt.Errorf("updating Secret %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func (e *Env) stop(p *Process) {
@@ -295,7 +404,7 @@ func (e *Env) stop(p *Process) {
 
 // Processes returns the hub and agent processes.
 func (e *Env) Processes() []*Process {
-	return append([]*Process{e.HubProcess}, e.Agents...)
+	return append(append([]*Process{}, e.HubProcesses...), e.Agents...)
 }
 
 func dockerSecret(name string, data []byte) *corev1.Secret {
