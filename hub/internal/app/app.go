@@ -127,6 +127,9 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	recorder := mgr.GetEventRecorder("image-cloner-hub")
 	reg := clusters.New(scheme, recorder, log.WithName("clusters"), o.Clusters)
 	reg.OnStateChange(m.ClusterState)
+	if err := m.CacheSizes(reg.CacheSizes); err != nil {
+		return nil, err
+	}
 	if o.LocalCluster {
 		reg.AddLocal(mgr.GetConfig())
 	}

@@ -1,6 +1,7 @@
 // Package metrics defines the hub's Prometheus metrics, registered on controller-runtime's
 // registry (served on --metrics-bind-address), and the hooks that feed them: a mirror.Observer
-// for copies and bytes, the clusters.Registry's state changes, and the image reconciler's.
+// for copies and bytes, the clusters.Registry's state changes and cache sizes, and the image
+// reconciler's.
 package metrics
 
 import (
@@ -25,6 +26,8 @@ type Metrics struct {
 	CopyQueueDepth   prometheus.Gauge
 	CopiesInFlight   prometheus.Gauge
 	Errors           *prometheus.CounterVec
+
+	reg prometheus.Registerer
 }
 
 // New makes the collectors and registers them with reg (controller-runtime's metrics.Registry
@@ -43,7 +46,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		CopiesInFlight:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "image_cloner_copies_in_flight", Help: "Copies moving content right now."}),
 		Errors:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "image_cloner_errors_total", Help: "Failed image backups by condition reason."}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.ClusterConnected, m.Copies, m.BytesUploaded, m.BytesMounted, m.DedupeHits, m.CopyQueueDepth, m.CopiesInFlight, m.Errors} {
+	m.reg = reg
+	for _, c := range []prometheus.Collector{m.ClusterConnected, m.Copies, m.BytesUploaded, m.BytesMounted, m.DedupeHits, m.CopyQueueDepth, m.CopiesInFlight, m.Errors, heapLive()} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
