@@ -43,6 +43,11 @@ type FleetInput struct {
 	BackupRegistry   string
 	// Conventions says how each member (by name) was registered: "image-cloner" or "cluster-api".
 	Conventions map[string]string
+	// Logs are the hub's and the agents' log files by process name, DashboardURL the hub's
+	// dashboard (http://host:port/) and MetricsURL its /metrics; CredentialLeakSpec scans
+	// them, and skips what is empty (e.g. against kind clusters).
+	Logs                     map[string]string
+	DashboardURL, MetricsURL string
 	// Timeout bounds each wait; default 2 minutes.
 	Timeout time.Duration
 }

@@ -56,6 +56,12 @@ func TestLocal(t *testing.T) {
 		},
 		BackupRegistry: e.BackupRegistry,
 		Conventions:    map[string]string{},
+		Logs:           map[string]string{},
+		DashboardURL:   e.DashboardURL,
+		MetricsURL:     e.MetricsURL,
+	}
+	for _, p := range e.Processes() {
+		in.Logs[p.Name] = p.LogPath
 	}
 	for _, m := range e.Members {
 		in.Members = append(in.Members, &e2e.Kube{Name: m.Name, Config: m.Config, Client: m.Client})
@@ -76,6 +82,8 @@ func TestLocal(t *testing.T) {
 		{"MultiArch", func(t *testing.T) { e2e.MultiArchSpec(ctx, t, in) }},
 		{"CredentialRotation", func(t *testing.T) { e2e.CredentialRotationSpec(ctx, t, in) }},
 		{"ClusterRemoval", func(t *testing.T) { e2e.ClusterRemovalSpec(ctx, t, in) }},
+		// Last: after every other spec has made the processes log and the dashboard show.
+		{"CredentialLeak", func(t *testing.T) { e2e.CredentialLeakSpec(ctx, t, in) }},
 	} {
 		t.Run(spec.name, spec.run)
 	}
