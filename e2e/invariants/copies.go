@@ -1,0 +1,59 @@
+package invariants
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+var manifestPath = regexp.MustCompile(`^/v2/(.+)/manifests/([^/?]+)$`)
+
+// copies counts the manifest PUTs the backup registry accepted (2xx) since Start, per
+// repository@digest: a PUT by digest for that digest, a PUT by tag for the digest the tag
+// names now. A refused PUT, or one that never reached the registry, landed nothing and is
+// not a copy; so a retry after such a PUT is the first copy, not a second.
+func (w *Watcher) copies(ctx context.Context) (map[string]int, error) {
+	reqs, err := w.in.Requests()
+	if err != nil {
+		return nil, fmt.Errorf("reading the backup registry's requests: %w", err)
+	}
+	if w.start <= len(reqs) {
+		reqs = reqs[w.start:]
+	}
+	out := map[string]int{}
+	tags := map[string]string{} // repository:tag -> digest
+	for _, q := range reqs {
+		if q.Method != "PUT" || q.Status < 200 || q.Status > 299 {
+			continue
+		}
+		m := manifestPath.FindStringSubmatch(q.Path)
+		if m == nil {
+			continue
+		}
+		repo, reference := m[1], m[2]
+		digest := reference
+		if !strings.HasPrefix(reference, "sha256:") {
+			key := repo + ":" + reference
+			d, ok := tags[key]
+			if !ok {
+				ref, err := name.ParseReference(w.in.Backup.Host+"/"+key, name.Insecure)
+				if err != nil {
+					return nil, fmt.Errorf("parsing %s: %w", key, err)
+				}
+				desc, err := remote.Head(ref, w.checker.options(ctx)...)
+				if err != nil {
+					return nil, fmt.Errorf("resolving %s in the backup registry: %w", ref, err)
+				}
+				d = desc.Digest.String()
+				tags[key] = d
+			}
+			digest = d
+		}
+		out[repo+"@"+digest]++
+	}
+	return out, nil
+}
