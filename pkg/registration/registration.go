@@ -3,13 +3,18 @@ package registration
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/cluster-api/util/kubeconfig"
 	capisecret "sigs.k8s.io/cluster-api/util/secret"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,7 +108,7 @@ func Parse(s *corev1.Secret) (*Registration, error) {
 		}
 	}
 	if errs := validation.IsDNS1123Subdomain(cluster); len(errs) > 0 {
-		return nil, fmt.Errorf("%s: cluster name %q is not valid: %s", ref, cluster, strings.Join(errs, "; "))
+		return nil, fmt.Errorf("%s: cluster name %s is not valid: %s", ref, quote(cluster), strings.Join(errs, "; "))
 	}
 	data, ok := s.Data[key]
 	if !ok || len(data) == 0 {
@@ -129,35 +134,115 @@ func restConfig(data []byte) (*rest.Config, error) {
 		return nil, errors.New("kubeconfig has no current-context: set one")
 	}
 	kctx, ok := raw.Contexts[raw.CurrentContext]
-	if !ok {
-		return nil, fmt.Errorf("kubeconfig's current-context %q is not among its contexts", raw.CurrentContext)
+	if !ok || kctx == nil {
+		return nil, fmt.Errorf("kubeconfig's current-context %s is not among its contexts", quote(raw.CurrentContext))
 	}
 	cl, ok := raw.Clusters[kctx.Cluster]
-	if !ok {
-		return nil, fmt.Errorf("kubeconfig context %q names cluster %q, which it does not define", raw.CurrentContext, kctx.Cluster)
+	if !ok || cl == nil {
+		return nil, fmt.Errorf("kubeconfig context %s names cluster %s, which it does not define", quote(raw.CurrentContext), quote(kctx.Cluster))
 	}
 	if cl.Server == "" {
-		return nil, fmt.Errorf("kubeconfig cluster %q has no server address", kctx.Cluster)
+		return nil, fmt.Errorf("kubeconfig cluster %s has no server address", quote(kctx.Cluster))
 	}
-	if _, ok := raw.AuthInfos[kctx.AuthInfo]; !ok {
-		return nil, fmt.Errorf("kubeconfig context %q names user %q, which it does not define", raw.CurrentContext, kctx.AuthInfo)
+	ai, ok := raw.AuthInfos[kctx.AuthInfo]
+	if !ok || ai == nil {
+		return nil, fmt.Errorf("kubeconfig context %s names user %s, which it does not define", quote(raw.CurrentContext), quote(kctx.AuthInfo))
 	}
-	if ai := raw.AuthInfos[kctx.AuthInfo]; ai.Exec != nil || ai.AuthProvider != nil {
+	if ai.Exec != nil || ai.AuthProvider != nil {
 		// An exec plugin would run a command of the Secret's choosing inside the hub.
-		return nil, fmt.Errorf("kubeconfig user %q uses an exec or auth-provider plugin, which the hub does not run: use a token or client certificate (see 'hub register')", kctx.AuthInfo)
+		return nil, fmt.Errorf("kubeconfig user %s uses an exec or auth-provider plugin, which the hub does not run: use a token or client certificate (see 'hub register')", quote(kctx.AuthInfo))
+	}
+	if err := checkNoFiles(kctx.Cluster, cl, kctx.AuthInfo, ai); err != nil {
+		return nil, err
+	}
+	if err := checkServer(kctx.Cluster, cl); err != nil {
+		return nil, err
 	}
 	cfg, err := clientcmd.NewDefaultClientConfig(*raw, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig cannot be used: %w", redact(err))
 	}
+	// Parse the CA and client certificate now, so a broken one is reported as the Secret's
+	// fault rather than as an unreachable cluster later. The x509 and PEM errors quote nothing.
+	if _, err := rest.TLSConfigFor(cfg); err != nil {
+		return nil, fmt.Errorf("kubeconfig's certificates cannot be used (certificate-authority-data, client-certificate-data, client-key-data must be PEM): %w", redact(err))
+	}
 	return cfg, nil
 }
 
-// redact keeps clientcmd's reason but drops anything after a colon that could carry data.
+// checkNoFiles refuses paths in a kubeconfig: they would name files of the hub's own
+// filesystem (its service account token, for one), which clientcmd and client-go open.
+func checkNoFiles(clusterName string, cl *clientcmdapi.Cluster, userName string, ai *clientcmdapi.AuthInfo) error {
+	var files []string
+	if cl.CertificateAuthority != "" {
+		files = append(files, fmt.Sprintf("cluster %s has certificate-authority", quote(clusterName)))
+	}
+	for _, f := range []struct {
+		set   bool
+		field string
+	}{
+		{ai.ClientCertificate != "", "client-certificate"},
+		{ai.ClientKey != "", "client-key"},
+		{ai.TokenFile != "", "tokenFile"},
+	} {
+		if f.set {
+			files = append(files, fmt.Sprintf("user %s has %s", quote(userName), f.field))
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	return fmt.Errorf("kubeconfig refers to files (%s), which would be read from the hub's own filesystem: embed them instead (certificate-authority-data, client-certificate-data, client-key-data, token), e.g. kubectl config view --minify --flatten", strings.Join(files, ", "))
+}
+
+// checkServer refuses server and proxy addresses that are not URLs or that carry credentials,
+// without quoting them: a URL's user info is a secret.
+func checkServer(clusterName string, cl *clientcmdapi.Cluster) error {
+	for _, a := range []struct{ field, v string }{{"server", cl.Server}, {"proxy-url", cl.ProxyURL}} {
+		if a.v == "" {
+			continue
+		}
+		u, err := url.Parse(a.v)
+		if err != nil {
+			return fmt.Errorf("kubeconfig cluster %s: %s is not a URL: write it as https://host:port", quote(clusterName), a.field)
+		}
+		if u.User != nil {
+			return fmt.Errorf("kubeconfig cluster %s: %s holds a user name or password: remove it and use the kubeconfig's user for credentials", quote(clusterName), a.field)
+		}
+	}
+	if _, _, err := rest.DefaultServerURL(cl.Server, "", schema.GroupVersion{}, true); err != nil {
+		return fmt.Errorf("kubeconfig cluster %s: server is not a URL or host:port: write it as https://host:port", quote(clusterName))
+	}
+	return nil
+}
+
+// redact keeps the start of a clientcmd or client-go error, which names fields and entries of
+// the kubeconfig, cut to a readable length.
 func redact(err error) error {
 	msg := err.Error()
 	if len(msg) > 200 {
-		msg = msg[:200] + "..."
+		msg = cut(msg, 200) + "..."
 	}
 	return errors.New(msg)
+}
+
+// quote quotes a name from the Secret or kubeconfig for an error message, cut to a readable
+// length, with control, invisible and invalid characters escaped.
+func quote(v string) string {
+	const max = 64
+	if len(v) > max {
+		return strconv.Quote(cut(v, max)) + "..."
+	}
+	return strconv.Quote(v)
+}
+
+// cut shortens s to at most n bytes without splitting a UTF-8 sequence.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
