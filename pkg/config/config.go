@@ -135,7 +135,8 @@ func Parse(data map[string]string, namespace string) (*Config, error) {
 	default:
 		n, err := imageref.NewNamer(v, c.NamingScheme)
 		if err != nil {
-			p.errs = append(p.errs, fmt.Errorf("%s %s: %v: set it in %s to a registry host and optional path, e.g. quay.io/acme", KeyBackupRegistry, quote(v), err, p.where))
+			// imageref's errors start with the key and the value, quoted cut short.
+			p.errs = append(p.errs, fmt.Errorf("%v: set it in %s to a registry host and optional path, e.g. quay.io/acme", err, p.where))
 		} else {
 			c.BackupRegistry, c.Namer = v, n
 		}

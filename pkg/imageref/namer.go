@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Scheme is how a Namer lays out backup repositories under the backup path.
@@ -97,26 +99,27 @@ type Namer struct {
 // "127.0.0.1:5000/a/b". The empty scheme is Flat.
 func NewNamer(backupRegistry string, scheme Scheme) (*Namer, error) {
 	s := strings.TrimSuffix(strings.TrimSpace(backupRegistry), "/")
+	q := quoteValue(backupRegistry)
 	if s == "" {
 		return nil, errors.New("BACKUP_REGISTRY is empty: set it in ConfigMap image-cloner-configuration")
 	}
 	if strings.Contains(s, "://") {
-		return nil, fmt.Errorf("BACKUP_REGISTRY %q must not be a URL: write it as host[/path], e.g. quay.io/acme", backupRegistry)
+		return nil, fmt.Errorf("BACKUP_REGISTRY %s must not be a URL: write it as host[/path], e.g. quay.io/acme", q)
 	}
 	host, prefix, _ := strings.Cut(s, "/")
 	if !looksLikeDomain(host) {
-		return nil, fmt.Errorf("BACKUP_REGISTRY %q does not start with a registry host: write it as host[/path], e.g. docker.io/%s", backupRegistry, s)
+		return nil, fmt.Errorf("BACKUP_REGISTRY %s does not start with a registry host: write it as host[/path], e.g. %s", q, quoteValue("docker.io/"+s))
 	}
 	host = strings.ToLower(host)
 	if !isDomain(host) {
-		return nil, fmt.Errorf("BACKUP_REGISTRY %q: registry %q must be a host name, IPv4 or [IPv6] address with an optional :port", backupRegistry, host)
+		return nil, fmt.Errorf("BACKUP_REGISTRY %s: registry %s must be a host name, IPv4 or [IPv6] address with an optional :port", q, quoteValue(host))
 	}
 	if dockerHubAliases[host] {
 		host = DockerHub
 	}
 	if prefix != "" {
 		if reason := checkRepository(prefix); reason != "" {
-			return nil, fmt.Errorf("BACKUP_REGISTRY %q: %s", backupRegistry, reason)
+			return nil, fmt.Errorf("BACKUP_REGISTRY %s: %s", q, reason)
 		}
 	}
 
@@ -130,10 +133,10 @@ func NewNamer(backupRegistry string, scheme Scheme) (*Namer, error) {
 	if host == DockerHub {
 		// Docker Hub repositories are exactly namespace/name.
 		if prefix == "" || strings.Contains(prefix, "/") {
-			return nil, fmt.Errorf("BACKUP_REGISTRY %q: Docker Hub needs exactly one namespace, e.g. docker.io/acme", backupRegistry)
+			return nil, fmt.Errorf("BACKUP_REGISTRY %s: Docker Hub needs exactly one namespace, e.g. docker.io/acme", q)
 		}
 		if scheme == Nested {
-			return nil, fmt.Errorf("BACKUP_REGISTRY %q: Docker Hub does not allow nested repositories: use the %q naming scheme", backupRegistry, Flat)
+			return nil, fmt.Errorf("BACKUP_REGISTRY %s: Docker Hub does not allow nested repositories: use the %q naming scheme", q, Flat)
 		}
 	}
 
@@ -143,7 +146,7 @@ func NewNamer(backupRegistry string, scheme Scheme) (*Namer, error) {
 	}
 	budget := maxNameLength - len(base)
 	if budget < minNameBudget {
-		return nil, fmt.Errorf("BACKUP_REGISTRY %q is too long: it must leave %d of the %d characters an image name may have", backupRegistry, minNameBudget, maxNameLength)
+		return nil, fmt.Errorf("BACKUP_REGISTRY %s is too long: it must leave %d of the %d characters an image name may have", q, minNameBudget, maxNameLength)
 	}
 	return &Namer{registry: host, prefix: prefix, scheme: scheme, budget: budget}, nil
 }
@@ -295,4 +298,18 @@ func digestTag(digest string) string {
 		t = t[:maxTagLength]
 	}
 	return t
+}
+
+// quoteValue quotes a configuration value for an error message, cut to a readable length, with
+// invisible and invalid characters escaped: a ConfigMap value can hold anything.
+func quoteValue(v string) string {
+	const max = 64
+	if len(v) <= max {
+		return strconv.Quote(v)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return strconv.Quote(v[:cut]) + "..."
 }

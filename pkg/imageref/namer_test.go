@@ -67,7 +67,7 @@ func TestNewNamer_rejectsWhatCannotHoldBackups(t *testing.T) {
 		{"", Flat, "BACKUP_REGISTRY is empty: set it in ConfigMap image-cloner-configuration"},
 		{"  \n", Flat, "BACKUP_REGISTRY is empty: set it in ConfigMap image-cloner-configuration"},
 		{"https://quay.io/acme", Flat, "must not be a URL"},
-		{"acme", Flat, "does not start with a registry host: write it as host[/path], e.g. docker.io/acme"},
+		{"acme", Flat, "does not start with a registry host: write it as host[/path], e.g. \"docker.io/acme\""},
 		{"acme/mirror", Flat, "does not start with a registry host"},
 		{"quay_io.com/acme", Flat, `registry "quay_io.com" must be a host name`},
 		{"quay.io/Acme", Flat, "repository must be lowercase"},

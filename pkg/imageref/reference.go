@@ -159,7 +159,7 @@ func checkRepository(repository string) string {
 			return "repository has an empty path component"
 		}
 		if !isPathComponent(c) {
-			return fmt.Sprintf("repository path component %q must be lowercase letters and digits joined by '.', '_', '__' or dashes", c)
+			return fmt.Sprintf("repository path component %s must be lowercase letters and digits joined by '.', '_', '__' or dashes", quoteValue(c))
 		}
 	}
 	return ""
