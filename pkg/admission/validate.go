@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -77,11 +79,14 @@ func (v *Validator) handle(ctx context.Context, req admission.Request) (admissio
 		}
 	}
 
-	var problems []string
+	var problems, invalid []string
 	for _, img := range images {
 		d, err := v.Lookup.Decide(ctx, s, img)
 		if errors.Is(err, imageref.ErrInvalidReference) {
-			continue // not ours to judge: the kubelet will say
+			// Not ours to refuse (the kubelet will fail to pull it), but worth saying why it
+			// will not be backed up.
+			invalid = append(invalid, invalidImage(img, err))
+			continue
 		}
 		if err != nil {
 			return allowUnjudged(err), resultUnjudged
@@ -92,7 +97,7 @@ func (v *Validator) handle(ctx context.Context, req admission.Request) (admissio
 		problems = append(problems, v.missing(ctx, req, d))
 	}
 	if len(problems) == 0 {
-		return admission.Allowed("every image is backed up"), resultAllowed
+		return admission.Allowed("every image is backed up").WithWarnings(invalid...), resultAllowed
 	}
 	kind := strings.ToLower(req.Kind.Kind)
 	if s.Enforcing() {
@@ -101,9 +106,25 @@ func (v *Validator) handle(ctx context.Context, req admission.Request) (admissio
 			name = obj.GetGenerateName() + "*"
 		}
 		return admission.Denied(fmt.Sprintf("image-cloner (WEBHOOK_MODE=enforce) refused %s %s/%s: %s",
-			kind, req.Namespace, name, strings.Join(problems, "; "))), resultDenied
+			kind, req.Namespace, name, strings.Join(problems, "; "))).WithWarnings(invalid...), resultDenied
 	}
-	return admission.Allowed("").WithWarnings(problems...), resultWarned
+	return admission.Allowed("").WithWarnings(append(problems, invalid...)...), resultWarned
+}
+
+// invalidImage says why img, which imageref refused with err, is not backed up. The image is
+// quoted cut short: a container's image can be any length.
+func invalidImage(img string, err error) string {
+	reason := strings.TrimPrefix(err.Error(), fmt.Sprintf("%v %q: ", imageref.ErrInvalidReference, img))
+	const max = 128
+	quoted := strconv.Quote(img)
+	if len(img) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(img[cut]) {
+			cut--
+		}
+		quoted = strconv.Quote(img[:cut]) + "..."
+	}
+	return fmt.Sprintf("image %s is not a valid image reference (%s): image-cloner cannot back it up, and the kubelet will fail to pull it; fix the image", quoted, reason)
 }
 
 // missing requests a copy of d's image (unless it exists or this is a dry run) and returns the

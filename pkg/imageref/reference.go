@@ -110,7 +110,7 @@ func Parse(s string) (Reference, error) {
 	ref.Registry, ref.Repository = registry, repository
 
 	if n := len(ref.Name()); n > maxNameLength {
-		return Reference{}, invalid(s, fmt.Sprintf("name %s is %d characters long, the limit is %d", ref.Name(), n, maxNameLength))
+		return Reference{}, invalid(s, fmt.Sprintf("its name (registry/repository) is %d characters long, the limit is %d", n, maxNameLength))
 	}
 	return ref, nil
 }
