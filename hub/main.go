@@ -51,6 +51,7 @@ func runHub(args []string) error {
 	fs.StringVar(&o.DashboardBindAddress, "dashboard-bind-address", "127.0.0.1:8090", "address of the read-only web dashboard and its JSON API (/api/v1/...), 0 to disable; loopback by default: in a cluster set :8090 and reach it through a Service or kubectl port-forward")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader among hub replicas (Lease image-cloner-hub in --namespace)")
 	fs.BoolVar(&o.LocalCluster, "local-cluster", false, "also treat the hub's own cluster as member \"local\" (single-cluster setup)")
+	fs.StringVar(&o.RegistryCAFile, "registry-ca-file", "", "PEM bundle of certificate authorities to trust for registry connections (upstream and backup) besides the system's, for registries with a private CA")
 	fs.StringVar(&o.PushSecret, "push-secret", config.DefaultPushSecretName, "kubernetes.io/dockerconfigjson Secret in --namespace with the backup registry's push credentials")
 	fs.Float64Var(&qps, "kube-qps", 20, "queries per second of each member cluster's client")
 	fs.IntVar(&o.Clusters.Burst, "kube-burst", 30, "burst of each member cluster's client")

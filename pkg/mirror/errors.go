@@ -252,6 +252,25 @@ func explain(err error, src, dst name.Reference, fallback side) error {
 	}
 	registry, repo := ref.Context().RegistryStr(), ref.Context().String()
 	var advice string
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &unknownCA):
+		// A private CA: retrying will not help, trusting it will. Checked before the kind: for
+		// a loopback registry go-containerregistry also tries plain HTTP, and that answer
+		// (400) would hide the TLS failure.
+		advice = fmt.Sprintf("%s serves a certificate signed by an authority this process does not trust: if it uses a private CA, trust that CA (image-cloner's hub: --registry-ca-file with the CA's PEM)", registry)
+	default:
+		advice = adviceByKind(err, s, ref, registry, repo)
+	}
+	if advice == "" {
+		return err
+	}
+	return &explainedError{err: err, advice: advice}
+}
+
+// adviceByKind says what to do about a registry or network error of each Kind, or nothing.
+func adviceByKind(err error, s side, ref name.Reference, registry, repo string) string {
+	var advice string
 	switch Classify(err) {
 	case KindNotFound:
 		if s == sourceSide {
@@ -273,10 +292,7 @@ func explain(err error, src, dst name.Reference, fallback side) error {
 			advice = fmt.Sprintf("backup registry %s refused the request as invalid: check that it accepts this kind of image", registry)
 		}
 	}
-	if advice == "" {
-		return err
-	}
-	return &explainedError{err: err, advice: advice}
+	return advice
 }
 
 // explainedError adds advice to an error without hiding it from errors.Is/As.

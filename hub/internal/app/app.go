@@ -47,6 +47,9 @@ type Options struct {
 	MetricsRegistry prometheus.Registerer
 	// MirrorOptions are added to the Mirror's (tests: a transport trusting a test CA).
 	MirrorOptions []mirror.Option
+	// RegistryCAFile is a PEM bundle of certificate authorities trusted for registry
+	// connections besides the system's (registries with a private CA); "" trusts the system's.
+	RegistryCAFile string
 	// Observer is told about copies besides the metrics, e.g. by tests.
 	Observer mirror.Observer
 	Log      logr.Logger
@@ -87,6 +90,14 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	}
 	if o.HealthProbeBindAddress == "" {
 		o.HealthProbeBindAddress = "0"
+	}
+	if o.RegistryCAFile != "" {
+		t, err := registryTransport(o.RegistryCAFile)
+		if err != nil {
+			return nil, err
+		}
+		// First, so that a transport among the caller's MirrorOptions still wins.
+		o.MirrorOptions = append([]mirror.Option{mirror.WithTransport(t)}, o.MirrorOptions...)
 	}
 	log := o.Log
 	if log.GetSink() == nil {
