@@ -76,8 +76,21 @@ e2e-kind: test-deps $(KIND) ## The e2e specs on three kind clusters running our 
 	  PATH=$(BIN):$$assets:$$PATH hack/e2e-kind.sh
 
 .PHONY: bench
-bench: bench-copy ## Every benchmark: bench-copy (bench-fleet is not yet: issue 9)
-	@echo "make bench: bench-fleet is not yet (issue 9)"
+bench: bench-copy bench-fleet ## Every benchmark: bench-copy and bench-fleet
+
+.PHONY: bench-fleet
+bench-fleet: test-deps build ## A hub with 50 registered clusters over 5 apiservers and 2,000 workloads: convergence, copies, memory, time to patch; writes bench/results/fleet.{json,txt} (BENCH_FLEET_FLAGS=-quick for a small run)
+	@assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
+	  IMAGE_CLONER_ASSETS=$$assets $(GO) run ./bench/fleet -bin $(BIN) $(BENCH_FLEET_FLAGS)
+
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); make test runs their committed seed corpora
+	@for pkg in $$($(GO) list ./pkg/...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 .PHONY: bench-copy
 bench-copy: test-deps ## Copy a synthetic fleet with image-cloner, crane, skopeo and regctl; writes bench/results/copy.{json,txt}
