@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,7 +39,8 @@ const (
 	KindSchema1
 	// KindDigestMismatch: the backup ended up with another digest than the source.
 	KindDigestMismatch
-	// KindInvalid: a registry refused the request as malformed or unsupported.
+	// KindInvalid: a registry refused the request as malformed or unsupported, or sent a
+	// manifest or image config that cannot be parsed.
 	KindInvalid
 )
 
@@ -150,7 +152,7 @@ func Classify(err error) Kind {
 		return KindRateLimited
 	case errors.As(err, &te):
 		return classifyStatus(te)
-	case errors.As(err, &bad), errors.As(err, &unsupported):
+	case errors.As(err, &bad), errors.As(err, &unsupported), isMalformed(err):
 		return KindInvalid
 	case errors.Is(err, context.Canceled):
 		return KindOther
@@ -208,6 +210,18 @@ func isNetworkError(err error) bool {
 		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
+// isMalformed reports errors from decoding a manifest or image config a registry sent: JSON
+// errors, and io.EOF that is not a connection's (an empty body decoded), which would otherwise
+// pass for a network failure.
+func isMalformed(err error) bool {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var ue *url.Error
+	var op *net.OpError
+	return errors.As(err, &syntax) || errors.As(err, &typ) ||
+		(errors.Is(err, io.EOF) && !errors.As(err, &ue) && !errors.As(err, &op))
+}
+
 // side is which end of a copy an error came from, to say whose credentials or network to check.
 type side int
 
@@ -259,6 +273,15 @@ func explain(err error, src, dst name.Reference, fallback side) error {
 		// a loopback registry go-containerregistry also tries plain HTTP, and that answer
 		// (400) would hide the TLS failure.
 		advice = fmt.Sprintf("%s serves a certificate signed by an authority this process does not trust: if it uses a private CA, trust that CA (image-cloner's hub: --registry-ca-file with the CA's PEM)", registry)
+	case isMalformed(err):
+		// Only what the Mirror reads is decoded: the source's manifests and configs, or the
+		// backup's on a call that talks to it alone. The URL does not tell: it is gone by then.
+		r := src
+		if r == nil {
+			r = dst
+		}
+		advice = fmt.Sprintf("%s sent a manifest or image config for %s that cannot be parsed: "+
+			"the image is malformed there, check it (e.g. crane manifest %s) or ask its publisher", r.Context().RegistryStr(), r, r)
 	default:
 		advice = adviceByKind(err, s, ref, registry, repo)
 	}
