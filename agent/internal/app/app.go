@@ -119,7 +119,9 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	scheme := Scheme()
 	a := &Agent{}
 
-	webhookOpts := webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort}
+	webhookOpts := webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort,
+		// TLS 1.2 at least, whatever GODEBUG says (tls10server=1 would bring 1.0 back).
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}}
 	if o.CertManager {
 		if o.CertDir == "" {
 			return nil, errors.New("--cert-manager needs --cert-dir, where cert-manager's Secret is mounted")
@@ -137,7 +139,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		if a.Certs, err = certs.New(co); err != nil {
 			return nil, err
 		}
-		webhookOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = a.Certs.GetCertificate }}
+		webhookOpts.TLSOpts = append(webhookOpts.TLSOpts, func(c *tls.Config) { c.GetCertificate = a.Certs.GetCertificate })
 	}
 
 	mgr, err := ctrl.NewManager(o.Config, ctrl.Options{
