@@ -148,6 +148,10 @@ func Originals(obj client.Object) (map[string]string, error) {
 		return nil, fmt.Errorf("annotation %s of %s/%s is not a JSON object of strings: %w",
 			OriginalImagesAnnotation, obj.GetNamespace(), obj.GetName(), err)
 	}
+	if out == nil {
+		// "null" decodes to a nil map, which Rewrite would write to.
+		out = map[string]string{}
+	}
 	return out, nil
 }
 
