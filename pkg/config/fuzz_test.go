@@ -172,7 +172,7 @@ func FuzzDockerConfig(f *testing.F) {
 				t.Fatalf("error repeats a credential %q: %s", s, msg)
 			}
 		}
-		if raw != nil && len(raw) >= 16 && strings.Contains(msg, string(raw)) {
+		if len(raw) >= 16 && strings.Contains(msg, string(raw)) {
 			t.Fatalf("error repeats the config: %s", msg)
 		}
 		if errors.Unwrap(err) != nil && strings.Contains(errors.Unwrap(err).Error(), "invalid character") {
