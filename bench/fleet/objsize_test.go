@@ -40,10 +40,13 @@ func BenchmarkCachedDeployment(b *testing.B) {
 			indexers := toolscache.Indexers{}
 			if indexed {
 				indexers[toolscache.NamespaceIndex] = toolscache.MetaNamespaceIndexFunc
-				indexers["images"] = func(obj any) ([]string, error) {
+				// As controller-runtime's IndexField stores the hub's image index: every value
+				// twice, namespaced and under __all_namespaces.
+				indexers["field:image-cloner.io/images"] = func(obj any) ([]string, error) {
+					d := obj.(*appsv1.Deployment)
 					var out []string
-					for _, c := range obj.(*appsv1.Deployment).Spec.Template.Spec.Containers {
-						out = append(out, c.Image)
+					for _, c := range d.Spec.Template.Spec.Containers {
+						out = append(out, d.Namespace+"/"+c.Image, "__all_namespaces/"+c.Image)
 					}
 					return out, nil
 				}
