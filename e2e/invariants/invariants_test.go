@@ -78,6 +78,9 @@ func TestWatcher_reportsEachViolation(t *testing.T) {
 		t.Fatalf("pushing %s again: %v", twiceRef, err)
 	}
 
+	// A manifest PUT the registry refuses landed nothing: not a copy.
+	refusedPut(t, reg.Host, "backup/refused", auth, reg.Transport())
+
 	ns := "invariants"
 	if err := cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
@@ -161,6 +164,11 @@ func TestWatcher_reportsEachViolation(t *testing.T) {
 	}
 	if n := report.Copies[twiceRef.Context().RepositoryStr()+"@"+digestOf(t, twice)]; n != 2 {
 		t.Errorf("copies of twice:1 = %d, want 2 (copies: %v)", n, report.Copies)
+	}
+	for k := range report.Copies {
+		if strings.Contains(k, "backup/refused") {
+			t.Errorf("a refused manifest PUT counted as a copy: %s", k)
+		}
 	}
 	if report.DigestsVerified == 0 || report.BackupsChecked < 4 {
 		t.Errorf("checked %d backups and verified %d digests, want at least 4 and 1", report.BackupsChecked, report.DigestsVerified)
@@ -263,5 +271,29 @@ func deleteBlob(t *testing.T, repo name.Repository, img v1.Image, auth authn.Aut
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("DELETE %s: %s", u, resp.Status)
+	}
+}
+
+// refusedPut PUTs a manifest that does not parse to repo:1, which the registry refuses.
+func refusedPut(t *testing.T, host, repo string, auth authn.Authenticator, tr http.RoundTripper) {
+	t.Helper()
+	r, err := name.NewRepository(host+"/"+repo, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := transport.NewWithContext(t.Context(), r.Registry, auth, tr, []string{r.Scope(transport.PushScope)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/manifests/1", r.Scheme(), r.RegistryStr(), r.RepositoryStr())
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, u, strings.NewReader(`{"schemaVersion": 2, "config": 1}`))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Fatalf("PUT %s of a broken manifest: %s, want a refusal", u, resp.Status)
 	}
 }

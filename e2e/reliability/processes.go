@@ -90,7 +90,7 @@ func MemberOutageScenario(ctx context.Context, t *testing.T, in Input) {
 	createDeployment(ctx, t, in, up.Client, nsUp, "outage", img)
 	createDeployment(ctx, t, in, down.Client, nsDown, "outage", img)
 	waitInFlight()
-	if err := down.StopAPIServer(); err != nil {
+	if err := stopAPIServer(ctx, down); err != nil {
 		in.BackupProxy.Clear()
 		t.Fatalf("stopping the API server of %s: %v", down.Name, err)
 	}

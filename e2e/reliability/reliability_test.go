@@ -4,6 +4,8 @@ package reliability_test
 
 import (
 	"context"
+	"io"
+	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -22,6 +24,9 @@ import (
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
+	// httputil.ReverseProxy (inside the fault proxies) logs every failed forward to the
+	// standard logger: with registries down on purpose, that is noise.
+	log.SetOutput(io.Discard)
 	os.Exit(m.Run())
 }
 
