@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -68,6 +69,9 @@ type Options struct {
 	// CertOptions tune the built-in certificates (validity, check interval); Client, names
 	// and webhooks are filled in.
 	CertOptions certs.Options
+	// SkipNameValidation lets several agents run in one process (tests): controller-runtime
+	// otherwise refuses a second controller of the same name.
+	SkipNameValidation bool
 }
 
 func (o *Options) defaults() {
@@ -155,6 +159,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		LeaderElectionNamespace:       o.Namespace,
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer:                 webhook.NewServer(webhookOpts),
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: &o.SkipNameValidation},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

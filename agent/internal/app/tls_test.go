@@ -53,7 +53,7 @@ func TestWebhookTLS(t *testing.T) {
 
 	wh := cluster.Env.WebhookInstallOptions
 	agent, err := app.New(ctx, app.Options{
-		Config: cluster.Config, Namespace: agentNS, MetricsAddr: "0", ProbeAddr: "0",
+		Config: cluster.Config, Namespace: agentNS, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true,
 		WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort,
 		CertOptions: certs.Options{
 			ExtraDNSNames: []string{"localhost"},
