@@ -31,11 +31,12 @@ func main() {
 	quick := flag.Bool("quick", false, "a small fleet: 2 API servers, 4 registrations, 40 workloads, 10 images, 20 samples, 1 cold image")
 	bin := flag.String("bin", "", "directory holding hub and agent binaries; default: build them")
 	out := flag.String("out", "bench/results", "directory for fleet.json and fleet.txt (empty: print only)")
+	logs := flag.String("logs", "", "directory to keep the hub's and agents' logs in; default a temporary one, removed at the end")
 	flag.Parse()
 	if *quick {
 		cfg.APIServers, cfg.Clusters, cfg.Workloads, cfg.Images, cfg.Samples, cfg.Cold = 2, 4, 40, 10, 20, 1
 	}
-	cfg.Bin = *bin
+	cfg.Bin, cfg.Dir = *bin, *logs
 	// The API servers' warnings (the validating webhook's, in warn mode) would otherwise print
 	// controller-runtime's "SetLogger was never called" with a stack trace.
 	ctrl.SetLogger(logr.Discard())
