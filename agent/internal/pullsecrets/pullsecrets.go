@@ -26,12 +26,19 @@ import (
 // needs: in namespace, only the pull credentials Secret and the configuration ConfigMap (by
 // name); elsewhere only the Secrets labelled managed-by image-cloner (the copies) and no
 // ConfigMap. Everything else is not cached, so the agent holds no other Secret in memory.
+//
+// The copies are also selected by name: RBAC cannot grant by label, but it grants list and
+// watch by name (resourceNames) to requests with a metadata.name field selector, so the
+// agent's ClusterRole reads only Secrets named image-cloner-pull, not every Secret.
 func CacheByObject(namespace string) map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(labels.Set{apiv1.ManagedByLabel: apiv1.ManagedByValue})
 	return map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {Namespaces: map[string]cache.Config{
-			namespace:           {FieldSelector: fields.OneTermEqualSelector("metadata.name", apiv1.PullSecretName)},
-			cache.AllNamespaces: {LabelSelector: managed},
+			namespace: {FieldSelector: fields.OneTermEqualSelector("metadata.name", apiv1.PullSecretName)},
+			cache.AllNamespaces: {
+				LabelSelector: managed,
+				FieldSelector: fields.OneTermEqualSelector("metadata.name", apiv1.NamespacePullSecretName),
+			},
 		}},
 		&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{
 			namespace: {FieldSelector: fields.OneTermEqualSelector("metadata.name", apiv1.ConfigMapName)},
