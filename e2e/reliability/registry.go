@@ -44,8 +44,8 @@ func registryFaults() []registryFault {
 
 // RegistryFaultsScenario: the hub copies images while the upstream and the backup registries
 // answer 5xx, 429 with Retry-After, reset connections and cut bodies, stall; then while the
-// backup registry is down for 10 s. Every image ends Ready and its workload patched, and the
-// invariants hold throughout. Reports, per fault, the faults injected (each one a request the
+// backup registry is down for 10 s, then the upstream for 5 s. Every image ends Ready and its
+// workload patched, and the invariants hold throughout. Reports, per fault, the faults injected (each one a request the
 // hub had to retry), the requests the proxies saw, and how long the image took to be patched.
 func RegistryFaultsScenario(ctx context.Context, t *testing.T, in Input) {
 	e := in.Env
@@ -81,26 +81,37 @@ func RegistryFaultsScenario(ctx context.Context, t *testing.T, in Input) {
 			f.name, seconds(patched.Sub(start)), up, back, in.UpstreamProxy.Count("", mirrortest.KindAny), in.BackupProxy.Count("", mirrortest.KindAny))
 	}
 
-	// The backup registry down for 10 s, then back with its storage.
-	img := seed(t, in, "backupdown")
-	in.BackupProxy.ResetCounts()
-	e.Backup.Stop()
+	// Each registry down for a while, then back with its storage.
+	registryDown(ctx, t, in, ns, "backup", e.Backup, in.BackupProxy, 10*time.Second)
+	registryDown(ctx, t, in, ns, "upstream", e.Upstream, in.UpstreamProxy, 5*time.Second)
+	finish(ctx, t, w)
+}
+
+// registryDown stops reg (reached through proxy) for at least outage and until the hub has
+// tried it, while a new workload waits for its image; then starts it again and reports how
+// long the workload took to be patched after that.
+func registryDown(ctx context.Context, t *testing.T, in Input, ns, which string, reg *testenv.Registry, proxy *mirrortest.FaultProxy, outage time.Duration) {
+	t.Helper()
+	m := in.Env.Members[0]
+	name := which + "down"
+	img := seed(t, in, name)
+	proxy.ResetCounts()
+	reg.Stop()
 	down := time.Now()
-	createDeployment(ctx, t, in, m.Client, ns, "backupdown", img)
-	// Down long enough that the hub has tried and failed, and for at least 10 s.
+	createDeployment(ctx, t, in, m.Client, ns, name, img)
 	err := testenv.WaitFor(ctx, in.timeout(), func(context.Context) (bool, error) {
-		return time.Since(down) >= 10*time.Second && in.BackupProxy.Count("", mirrortest.KindAny) > 0, nil
+		return time.Since(down) >= outage && proxy.Count("", mirrortest.KindAny) > 0, nil
 	})
 	if err != nil {
-		t.Fatalf("the hub never tried the backup registry while it was down: %v", err)
+		_ = reg.Start()
+		t.Fatalf("the hub never tried the %s registry while it was down: %v", which, err)
 	}
-	failed := in.BackupProxy.Count("", mirrortest.KindAny)
-	if err := e.Backup.Start(); err != nil {
-		t.Fatalf("restarting the backup registry: %v", err)
+	failed := proxy.Count("", mirrortest.KindAny)
+	if err := reg.Start(); err != nil {
+		t.Fatalf("restarting the %s registry: %v", which, err)
 	}
 	up := time.Now()
-	patched := waitPatched(ctx, t, in, m.Client, ns, "backupdown")
-	testenv.Report(t, "reliability: backup registry down %s: patched %s after it came back; %d requests failed while it was down",
-		seconds(up.Sub(down)), seconds(patched.Sub(up)), failed)
-	finish(ctx, t, w)
+	patched := waitPatched(ctx, t, in, m.Client, ns, name)
+	testenv.Report(t, "reliability: %s registry down %s: patched %s after it came back; %d requests failed while it was down",
+		which, seconds(up.Sub(down)), seconds(patched.Sub(up)), failed)
 }
