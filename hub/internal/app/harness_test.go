@@ -68,6 +68,8 @@ type fleetOptions struct {
 	mirrorOptions []mirror.Option
 	// dashboard serves the dashboard on a free loopback port (Hub.Dashboard.URL).
 	dashboard bool
+	// log, when set, receives the hub's log instead of the test's.
+	log *logr.Logger
 }
 
 func startFleet(t *testing.T, o fleetOptions) *fleet {
@@ -106,6 +108,10 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 	}
 
 	f.metrics = prometheus.NewRegistry()
+	log := testr.NewWithOptions(t, testr.Options{Verbosity: 0})
+	if o.log != nil {
+		log = *o.log
+	}
 	dashboardAddr := ""
 	if o.dashboard {
 		dashboardAddr = "127.0.0.1:0"
@@ -121,7 +127,7 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 			BackoffInitial: 250 * time.Millisecond, BackoffMax: 2 * time.Second,
 		},
 		MetricsRegistry:    f.metrics,
-		Log:                testr.NewWithOptions(t, testr.Options{Verbosity: 0}),
+		Log:                log,
 		SkipNameValidation: true,
 	})
 	g.Expect(err).NotTo(HaveOccurred())

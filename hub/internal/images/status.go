@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -161,16 +162,33 @@ func (r *Reconciler) write(ctx context.Context, u *user, src imageref.Reference,
 		}
 		u.current = ci
 	}
-	updated := u.current.DeepCopy()
-	mutate(&updated.Status, updated.Generation)
-	updated.Status.ObservedGeneration = updated.Generation
-	if equalStatus(&u.current.Status, &updated.Status) {
-		return nil
+	// Several registrations may name one API server (a cluster registered twice, or under two
+	// names): they write the same status. On a conflict, re-read and apply the change again, so
+	// the second writer finds the status already there instead of failing the reconcile.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		updated := u.current.DeepCopy()
+		mutate(&updated.Status, updated.Generation)
+		updated.Status.ObservedGeneration = updated.Generation
+		if equalStatus(&u.current.Status, &updated.Status) {
+			return nil
+		}
+		err := c.Status().Patch(ctx, updated, client.MergeFromWithOptions(u.current, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			fresh := &v1alpha1.ClonedImage{}
+			if gerr := u.member.Cluster.GetAPIReader().Get(ctx, client.ObjectKeyFromObject(updated), fresh); gerr != nil {
+				return gerr
+			}
+			u.current = fresh
+			return err
+		}
+		if err == nil {
+			u.current = updated
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster %s: updating ClonedImage %s: %w", u.member.Name, u.current.Name, err)
 	}
-	if err := c.Status().Patch(ctx, updated, client.MergeFromWithOptions(u.current, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("cluster %s: updating ClonedImage %s: %w", u.member.Name, updated.Name, err)
-	}
-	u.current = updated
 	return nil
 }
 
