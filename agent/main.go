@@ -52,6 +52,8 @@ func run(args []string) error {
 	fs.StringVar(&o.ValidatingWebhook, "validating-webhook", app.DefaultValidatingWebhook, "ValidatingWebhookConfiguration to inject the CA bundle into")
 	fs.StringVar(&o.MutatingWebhook, "mutating-webhook", app.DefaultMutatingWebhook, "MutatingWebhookConfiguration to inject the CA bundle into")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then in-cluster)")
+	qps := fs.Float64("kube-qps", 20, "queries per second of the agent's API client (patches, pull Secrets); client-go's default of 5 throttles patching a large cluster")
+	burst := fs.Int("kube-burst", 30, "burst of the agent's API client")
 	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
 	logCfg := textlogger.NewConfig()
 	logCfg.AddFlags(logFlags)
@@ -71,6 +73,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	o.Config = cfg
 	ctx := ctrl.SetupSignalHandler()
 	a, err := app.New(ctx, o)
