@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -185,6 +186,13 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 	}
 	desc, err := puller.Get(ctx, src)
 	if err != nil {
+		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, sourceSide))
+	}
+	// go-containerregistry decodes manifests with a json.Decoder, whose error for a truncated
+	// document (io.ErrUnexpectedEOF) reads like a connection cut mid-body; json.Unmarshal
+	// reports it as the syntax error it is, so the source gets the blame and the advice.
+	var probe json.RawMessage
+	if err := json.Unmarshal(desc.Manifest, &probe); err != nil {
 		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, sourceSide))
 	}
 	res.MediaType = desc.MediaType
