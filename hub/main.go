@@ -48,6 +48,7 @@ func runHub(args []string) error {
 	fs.StringVar(&o.Namespace, "namespace", v1alpha1.DefaultNamespace, "the hub's namespace: registration Secrets, ConfigMap image-cloner-configuration, credentials")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint, 0 to disable")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz, 0 to disable")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "0", "address of Go's /debug/pprof/ profiles (heap, goroutine, cpu), e.g. 127.0.0.1:6060; 0 disables it")
 	fs.StringVar(&o.DashboardBindAddress, "dashboard-bind-address", "127.0.0.1:8090", "address of the read-only web dashboard and its JSON API (/api/v1/...), 0 to disable; loopback by default: in a cluster set :8090 and reach it through a Service or kubectl port-forward")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader among hub replicas (Lease image-cloner-hub in --namespace)")
 	fs.BoolVar(&o.LocalCluster, "local-cluster", false, "also treat the hub's own cluster as member \"local\" (single-cluster setup)")

@@ -39,10 +39,12 @@ type Options struct {
 	Namespace              string
 	MetricsBindAddress     string // "0" disables
 	HealthProbeBindAddress string // "0" disables
-	LeaderElection         bool
-	LocalCluster           bool
-	PushSecret             string
-	Clusters               clusters.Options
+	// PprofBindAddress serves net/http/pprof (controller-runtime's); empty or "0" disables it.
+	PprofBindAddress string
+	LeaderElection   bool
+	LocalCluster     bool
+	PushSecret       string
+	Clusters         clusters.Options
 	// MetricsRegistry receives the hub's metrics; default controller-runtime's.
 	MetricsRegistry prometheus.Registerer
 	// MirrorOptions are added to the Mirror's (tests: a transport trusting a test CA).
@@ -121,6 +123,7 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 		},
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		PprofBindAddress:              o.PprofBindAddress,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              "image-cloner-hub",
 		LeaderElectionNamespace:       o.Namespace,

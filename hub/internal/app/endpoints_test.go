@@ -18,7 +18,7 @@ import (
 )
 
 // TestHub_servesMetricsProbesAndDashboardOnTheirAddresses starts a hub as main.go does, with
-// the metrics, probes and dashboard each on its own address, and a configuration that is not
+// the metrics, probes, dashboard and pprof each on its own address, and a configuration that is not
 // valid yet (no BACKUP_REGISTRY): /metrics has the hub's metrics (controller-runtime's registry),
 // /healthz is ok, /readyz fails naming the configuration check, and the dashboard answers.
 func TestHub_servesMetricsProbesAndDashboardOnTheirAddresses(t *testing.T) {
@@ -28,9 +28,9 @@ func TestHub_servesMetricsProbesAndDashboardOnTheirAddresses(t *testing.T) {
 	g.Expect(hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hubNS}})).To(Succeed())
 	g.Expect(hub.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: v1alpha1.ConfigMapName}})).To(Succeed())
 
-	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, probeAddr, pprofAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	h, err := app.New(hub.Config, app.Options{
-		Namespace: hubNS, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: probeAddr,
+		Namespace: hubNS, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: probeAddr, PprofBindAddress: pprofAddr,
 		DashboardBindAddress: "127.0.0.1:0", Log: testr.New(t), SkipNameValidation: true,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -54,6 +54,8 @@ func TestHub_servesMetricsProbesAndDashboardOnTheirAddresses(t *testing.T) {
 		{"http://" + probeAddr + "/readyz?verbose", "[-]configuration failed", http.StatusInternalServerError},
 		{dash + "/api/v1/overview", `"clusters": 0`, http.StatusOK},
 		{dash + "/", "image-cloner hub", http.StatusOK},
+		// Where the fleet benchmark's unexplained heap per cached workload can be looked for.
+		{"http://" + pprofAddr + "/debug/pprof/heap?debug=1", "heap profile", http.StatusOK},
 	} {
 		var code int
 		var body string
