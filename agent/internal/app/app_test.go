@@ -117,12 +117,7 @@ func TestAgent(t *testing.T) {
 		ProbeAddr:   "0",
 		WebhookHost: wh.LocalServingHost,
 		WebhookPort: wh.LocalServingPort,
-		CertOptions: certs.Options{
-			ExtraDNSNames: []string{"localhost"},
-			IPAddresses:   []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-			CheckInterval: 100 * time.Millisecond,
-			CAOverlap:     caOverlap,
-		},
+		CertOptions: loopbackCerts(),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	mgrDone := make(chan error, 1)
@@ -542,4 +537,15 @@ func request(g Gomega, op admissionv1.Operation, d *appsv1.Deployment) webhookad
 		Namespace: d.Namespace, Name: d.Name, Operation: op,
 		Object: runtime.RawExtension{Raw: raw},
 	}}
+}
+
+// loopbackCerts are the certificate options of an agent serving envtest's webhooks on loopback,
+// checked every 100 ms so that tests see rotations quickly.
+func loopbackCerts() certs.Options {
+	return certs.Options{
+		ExtraDNSNames: []string{"localhost"},
+		IPAddresses:   []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+		CheckInterval: 100 * time.Millisecond,
+		CAOverlap:     caOverlap,
+	}
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
 	"github.com/image-cloner/image-cloner/agent/internal/app"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/certs"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
@@ -55,12 +54,7 @@ func TestWebhookTLS(t *testing.T) {
 	agent, err := app.New(ctx, app.Options{
 		Config: cluster.Config, Namespace: agentNS, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true,
 		WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort,
-		CertOptions: certs.Options{
-			ExtraDNSNames: []string{"localhost"},
-			IPAddresses:   []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-			CheckInterval: 100 * time.Millisecond,
-			CAOverlap:     caOverlap,
-		},
+		CertOptions: loopbackCerts(),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	mgrDone := make(chan error, 1)
