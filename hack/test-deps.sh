@@ -11,6 +11,8 @@ KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"
 REGISTRY_VERSION="${REGISTRY_VERSION:-v3.1.2}"
 GO_MIN="1.26"
+# Every Kubernetes binary the project runs: the first two for envtest, the rest for kind nodes.
+KUBE_BINARIES="kube-apiserver kubectl kubelet kubeadm kube-controller-manager kube-scheduler kube-proxy"
 
 CACHE="${IMAGE_CLONER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-cloner}"
 ASSETS="$CACHE/assets/k8s-${KUBE_VERSION}-etcd-${ETCD_VERSION}-registry-${REGISTRY_VERSION}"
@@ -89,8 +91,12 @@ GO
     local pkg=k8s.io/component-base/version
     local ld="-s -w -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
     ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=${KUBE_VERSION} -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=${minor}"
-    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ld" -o "$ASSETS/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ld" -o "$ASSETS/kubectl" k8s.io/kubernetes/cmd/kubectl
+    # One go build for every binary: they share most of k8s.io/kubernetes/pkg, which then
+    # compiles once. kube-apiserver and kubectl serve the envtest control planes; the others
+    # go into the kind node image (hack/kind/).
+    local pkgs=()
+    for b in $KUBE_BINARIES; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ld" -o "$ASSETS/" "${pkgs[@]}"
   )
 )
 
@@ -132,8 +138,13 @@ GO
 
 build registry registry build_registry
 build etcd etcd build_etcd
-build kube-apiserver kube-apiserver build_kube
-[ -x "$ASSETS/kubectl" ] || build kubectl kubectl build_kube
+missing_kube() { for b in $KUBE_BINARIES; do [ -x "$ASSETS/$b" ] || return 0; done; return 1; }
+if missing_kube; then
+  rm -f "$ASSETS/kube-apiserver"  # build() skips what is there: rebuild the whole set in one go
+  build "kubernetes ($KUBE_BINARIES)" kube-apiserver build_kube
+else
+  log "kubernetes: cached at $ASSETS ($KUBE_BINARIES)"
+fi
 
 "$ASSETS/kube-apiserver" --version >&2
 "$ASSETS/etcd" --version | sed -n 1p >&2  # sed reads all: head would SIGPIPE etcd under pipefail
