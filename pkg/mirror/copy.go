@@ -87,7 +87,7 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 			what: fmt.Sprintf("the destination names digest %s but the source is %s", d.DigestStr(), digest)})
 	}
 
-	if p, ok := m.presence.fresh(dst); ok && p.digest == digest {
+	if p, ok := m.presence.fresh(dst); ok && p.digest == digest && m.digestTagged(dst, digest) {
 		m.cacheHit(dst)
 		m.o.logger.V(1).Info("Skipping copy: backup known present", "source", src.String(), "backup", dst.String(), "digest", digest.String())
 		return Result{Digest: digest, MediaType: p.mediaType, Size: p.size, CacheHit: true}, nil
@@ -140,12 +140,13 @@ func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
 	desc, err := m.headBackup(ctx, dst)
 	if err != nil {
-		return Result{Digest: digest}, fmt.Errorf("checking the backup: %w", explain(err, nil, dst, backupSide))
+		return Result{Digest: digest}, fmt.Errorf("checking the backup: %w", explain(err, nil, dst, SideTarget))
 	}
 	if desc != nil && desc.Digest == digest {
 		p, _ := m.presence.entries.Peek(cacheKey(dst))
 		m.o.logger.V(1).Info("Skipping copy: backup present", "source", src.String(), "backup", dst.String(), "digest", digest.String())
-		return Result{Digest: digest, MediaType: desc.MediaType, Size: max(p.size, desc.Size), AlreadyPresent: true}, nil
+		res := Result{Digest: digest, MediaType: desc.MediaType, Size: max(p.size, desc.Size), AlreadyPresent: true}
+		return res, m.ensureDigestTag(ctx, dst, digest, nil)
 	}
 
 	release, err := m.acquire(ctx)
@@ -186,14 +187,14 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 	}
 	desc, err := puller.Get(ctx, src)
 	if err != nil {
-		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, sourceSide))
+		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}
 	// go-containerregistry decodes manifests with a json.Decoder, whose error for a truncated
 	// document (io.ErrUnexpectedEOF) reads like a connection cut mid-body; json.Unmarshal
 	// reports it as the syntax error it is, so the source gets the blame and the advice.
 	var probe json.RawMessage
 	if err := json.Unmarshal(desc.Manifest, &probe); err != nil {
-		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, sourceSide))
+		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}
 	res.MediaType = desc.MediaType
 	st.addManifest(desc.Digest, desc.Size)
@@ -210,19 +211,19 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 			image, err = newMirrorIndex(idx, t)
 		}
 		if err != nil {
-			return res, fmt.Errorf("reading the index: %w", err)
+			return res, fmt.Errorf("reading the index: %w", explain(err, src, nil, SideSource))
 		}
 	case mt.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return res, fmt.Errorf("reading the image: %w", err)
+			return res, fmt.Errorf("reading the image: %w", explain(err, src, nil, SideSource))
 		}
 		image = &mirrorImage{Image: img, t: t}
 	case mt.IsSchema1():
 		// Schema1 gives the fsLayers as layers and the raw (possibly signed) manifest.
 		img, err := desc.Schema1()
 		if err != nil {
-			return res, fmt.Errorf("reading the schema 1 manifest: %w", err)
+			return res, fmt.Errorf("reading the schema 1 manifest: %w", explain(err, src, nil, SideSource))
 		}
 		image = &mirrorImage{Image: img, t: t}
 	default:
@@ -237,13 +238,17 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 		if t.schema1 && isManifestRefused(err) {
 			return res, &Schema1Error{Source: job.src.String(), Target: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
 		}
-		return res, fmt.Errorf("pushing: %w", explain(err, src, dst, backupSide))
+		return res, fmt.Errorf("pushing: %w", explain(err, src, dst, SideTarget))
 	}
 	if err := m.verify(ctx, dst, digest); err != nil {
 		return res, err
 	}
 	st.result(&res)
 	m.presence.add(dst, presence{digest: digest, mediaType: res.MediaType, size: res.Size})
+	// The manifest is at hand: the digest tag costs one PUT, no HEAD or read-back.
+	if err := m.ensureDigestTag(ctx, dst, digest, desc); err != nil {
+		return res, err
+	}
 	for h, size := range st.present() {
 		m.blobs.add(dst.Context(), h, size)
 	}
@@ -254,7 +259,7 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 func (m *Mirror) verify(ctx context.Context, dst name.Reference, digest v1.Hash) error {
 	got, err := remote.Head(dst, m.remoteOptions(ctx, m.o.targetKeychain)...)
 	if err != nil {
-		return fmt.Errorf("verifying the backup: %w", explain(err, nil, dst, backupSide))
+		return fmt.Errorf("verifying the backup: %w", explain(err, nil, dst, SideTarget))
 	}
 	if got.Digest != digest {
 		m.presence.remove(dst)
@@ -263,32 +268,81 @@ func (m *Mirror) verify(ctx context.Context, dst name.Reference, digest v1.Hash)
 	return nil
 }
 
-// retag makes dst point at digest, which another copy just put into dst's repository: it
-// reads the manifest back from the backup registry (not the source: no pull is spent) and
-// PUTs it under dst's tag.
+// retag makes dst point at digest, which another copy just put into dst's repository (and
+// tagged by digest): only this tag is missing.
 func (m *Mirror) retag(ctx context.Context, dst name.Reference, digest v1.Hash, shared Result) (Result, error) {
 	res := Result{Digest: digest, MediaType: shared.MediaType, Size: shared.Size, Shared: true}
-	desc, err := m.headBackup(ctx, dst)
-	if err != nil {
-		return res, fmt.Errorf("checking the backup: %w", explain(err, nil, dst, backupSide))
+	present, err := m.tag(ctx, dst, digest, res.MediaType, res.Size, nil)
+	res.AlreadyPresent = present
+	return res, err
+}
+
+// ensureDigestTag makes DigestTag(digest) in dst's repository point at digest (see
+// WithDigestTags). manifest is the image's manifest if the caller has it; nil reads it back
+// from the repository when the tag is missing.
+func (m *Mirror) ensureDigestTag(ctx context.Context, dst name.Reference, digest v1.Hash, manifest remote.Taggable) error {
+	if !m.o.digestTags {
+		return nil
 	}
-	if desc != nil && desc.Digest == digest {
-		res.AlreadyPresent = true
-		return res, nil
+	anchor := dst.Context().Tag(DigestTag(digest))
+	if anchor.Name() == dst.Name() {
+		return nil // dst is the digest tag: a source pinned by digest alone
 	}
+	if p, ok := m.presence.fresh(anchor); ok && p.digest == digest {
+		return nil
+	}
+	p, _ := m.presence.entries.Peek(cacheKey(dst))
+	if _, err := m.tag(ctx, anchor, digest, p.mediaType, p.size, manifest); err != nil {
+		return fmt.Errorf("tagging the backup by its digest as %s: %w", anchor.TagStr(), err)
+	}
+	return nil
+}
+
+// digestTagged reports whether the presence cache knows dst's digest tag to be in place (or
+// there is none to keep).
+func (m *Mirror) digestTagged(dst name.Reference, digest v1.Hash) bool {
+	if !m.o.digestTags {
+		return true
+	}
+	anchor := dst.Context().Tag(DigestTag(digest))
+	if anchor.Name() == dst.Name() {
+		return true
+	}
+	p, ok := m.presence.fresh(anchor)
+	return ok && p.digest == digest
+}
+
+// tag makes ref point at digest, a manifest already in ref's repository, and reports whether
+// ref already held it. With manifest nil it asks first (a HEAD) and reads the manifest back
+// from the backup registry (not the source: no pull is spent); with the manifest at hand it
+// PUTs it at once. Either way a HEAD verifies the result.
+func (m *Mirror) tag(ctx context.Context, ref name.Reference, digest v1.Hash, mediaType types.MediaType, size int64, manifest remote.Taggable) (bool, error) {
 	opts := m.remoteOptions(ctx, m.o.targetKeychain)
-	manifest, err := remote.Get(dst.Context().Digest(digest.String()), opts...)
-	if err != nil {
-		return res, fmt.Errorf("reading %s back from the backup registry: %w", digest, explain(err, nil, dst, backupSide))
+	if manifest == nil {
+		desc, err := m.headBackup(ctx, ref)
+		if err != nil {
+			return false, fmt.Errorf("checking the backup: %w", explain(err, nil, ref, SideTarget))
+		}
+		if desc != nil && desc.Digest == digest {
+			return true, nil
+		}
+		got, err := remote.Get(ref.Context().Digest(digest.String()), opts...)
+		if err != nil {
+			return false, fmt.Errorf("reading %s back from the backup registry: %w", digest, explain(err, nil, ref, SideTarget))
+		}
+		manifest = got
+		if mediaType == "" {
+			mediaType = got.MediaType
+		}
 	}
-	if err := remote.Put(dst, manifest, opts...); err != nil {
-		return res, fmt.Errorf("tagging: %w", explain(err, nil, dst, backupSide))
+	if err := remote.Put(ref, manifest, opts...); err != nil {
+		return false, fmt.Errorf("tagging: %w", explain(err, nil, ref, SideTarget))
 	}
-	if err := m.verify(ctx, dst, digest); err != nil {
-		return res, err
+	if err := m.verify(ctx, ref, digest); err != nil {
+		return false, err
 	}
-	m.presence.add(dst, presence{digest: digest, mediaType: res.MediaType, size: res.Size})
-	return res, nil
+	m.presence.add(ref, presence{digest: digest, mediaType: mediaType, size: size})
+	return false, nil
 }
 
 // isManifestRefused is a manifest PUT the registry rejected as such (400 MANIFEST_INVALID,

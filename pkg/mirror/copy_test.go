@@ -123,7 +123,7 @@ func TestCopy_reCopyOfPresentImageMakesNoSourceGet(t *testing.T) {
 	g.Expect(e.rec.Count(e.src.host, http.MethodGet, mirrortest.KindManifest)).To(Equal(0), "manifest GETs are Docker Hub pulls")
 	g.Expect(e.rec.Count(e.src.host, http.MethodGet, mirrortest.KindBlob)).To(Equal(0))
 	g.Expect(e.rec.Count(e.src.host, http.MethodHead, mirrortest.KindManifest)).To(Equal(1))
-	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(1))
+	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(2), "the tag, then its digest tag")
 	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindAny)).To(Equal(0))
 	g.Expect(e.dst.proxy.Count(http.MethodPost, mirrortest.KindAny)).To(Equal(0))
 }
@@ -253,9 +253,10 @@ func TestCopy_concurrentCallsCopyOnce(t *testing.T) {
 	}
 	g.Expect(copies).To(Equal(1))
 	blobs, _ := blobsOf(t, img)
-	// Each blob is committed once (PUT), the manifest once.
+	// Each blob is committed once (PUT), the manifest once under its tag and once under its
+	// digest tag.
 	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindUpload)).To(Equal(len(blobs)))
-	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(1))
+	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(2))
 	g.Expect(e.rec.Count(e.src.host, http.MethodGet, mirrortest.KindManifest)).To(Equal(1))
 }
 
@@ -505,4 +506,60 @@ func TestCopy_concurrentCopiesUploadASharedLayerOnce(t *testing.T) {
 	// Each app's own layer and config, and the base once; the other copies mount the base.
 	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindUpload)).To(Equal(2*apps + 1))
 	g.Expect(mounted).To(Equal((apps - 1) * baseSize))
+}
+
+func TestCopy_tagsEveryCopyByItsDigest(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []mirror.Option
+		dst  func(digest string) string
+		want bool
+	}{
+		{"a tag", nil, func(string) string { return "backup/app:1.0" }, true},
+		{"a digest reference, which no tag would keep", nil, func(d string) string { return "backup/app@" + d }, true},
+		{"turned off (the control)", []mirror.Option{mirror.WithDigestTags(false)}, func(string) string { return "backup/app:1.0" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e := newEnv(t)
+			src, digest := e.push("library/app:1.0", randomImage(t, 1))
+			dst := e.dst.ref(t, tc.dst(digest.String()))
+
+			_, err := e.mirror(tc.opts...).Copy(ctxT(t), src, dst)
+
+			g.Expect(err).NotTo(HaveOccurred())
+			tag := dst.Context().Tag(mirror.DigestTag(digest))
+			g.Expect(tag.TagStr()).To(Equal("sha256-" + digest.Hex))
+			_, err = remote.Head(tag)
+			if !tc.want {
+				g.Expect(err).To(HaveOccurred())
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(head(t, tag).Digest).To(Equal(digest))
+		})
+	}
+}
+
+// A backup made without digest tags (by an older version, say) gets its digest tag the next
+// time it is checked, from the manifest in the backup registry: its source may be gone.
+func TestPresent_addsAMissingDigestTagFromTheBackup(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	src, digest := e.push("library/app:1.0", randomImage(t, 2))
+	dst := e.dst.ref(t, "backup/app:1.0")
+	_, err := e.mirror(mirror.WithDigestTags(false)).Copy(ctxT(t), src, dst)
+	g.Expect(err).NotTo(HaveOccurred())
+	tag := dst.Context().Tag(mirror.DigestTag(digest))
+	_, err = remote.Head(tag)
+	g.Expect(err).To(HaveOccurred())
+	e.src.proxy.Add(mirrortest.Fault{Status: http.StatusServiceUnavailable}) // upstream is down
+	e.rec.Reset()
+
+	present, err := e.mirror().Present(ctxT(t), dst, digest)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(present).To(BeTrue())
+	g.Expect(head(t, tag).Digest).To(Equal(digest))
+	g.Expect(e.rec.Count(e.src.host, "", mirrortest.KindAny)).To(Equal(0), "nothing is asked of the source")
 }

@@ -20,13 +20,19 @@
 //     those) are mounted across repositories instead of uploaded. A blob that a concurrent
 //     copy is uploading to another repository is waited for, then mounted, so that images
 //     copied together upload their shared base layers once.
+//   - Every image copied into a repository is also tagged there by its digest, sha256-<hex>
+//     (WithDigestTags, on by default), and Present puts that tag back where it is missing.
+//     Registries garbage-collect manifests no tag points to, so without it the digest a
+//     workload is pinned to would disappear once the tag it was copied under moves.
 //   - Requests are retried with exponential backoff and jitter on 5xx, 408, 429, broken and
 //     timed-out connections, when they can be replayed; a 429 Retry-After is honoured up to
 //     the maximum delay, beyond which the call fails with a RateLimitedError to requeue.
 //     Every request has a timeout, a stall timeout for blob transfers.
 //   - Errors are typed and sorted by Classify into Kinds (not found, unauthorized, rate
-//     limited, unreachable, schema 1, digest mismatch, invalid), and their messages say what a
-//     person can do. They never contain credentials.
+//     limited, unreachable, schema 1, digest mismatch, invalid), and SideOf tells which end
+//     (source or target) each came from, read from the failed request, so it holds when both
+//     ends share a registry host. Their messages say what a person can do. They never contain
+//     credentials.
 //
 // The transfers themselves are go-containerregistry's (pkg/v1/remote): a Puller and a Pusher
 // made for each copy, fed with the source's manifests and layers.

@@ -222,46 +222,77 @@ func isMalformed(err error) bool {
 		(errors.Is(err, io.EOF) && !errors.As(err, &ue) && !errors.As(err, &op))
 }
 
-// side is which end of a copy an error came from, to say whose credentials or network to check.
-type side int
+// Side is the end of a copy an error came from: whose registry, credentials or network a
+// person should check. Both ends often live on one registry host (quay.io/org/app backed up to
+// quay.io/acme; Docker Hub images backed up to docker.io/acme), so the Mirror reads the side
+// from the request that failed, never from a host name alone.
+type Side int
 
 const (
-	sourceSide side = iota
-	backupSide
+	// SideUnknown: the error did not come from a registry request (a cancelled context, an
+	// invalid argument), so neither end is to blame.
+	SideUnknown Side = iota
+	// SideSource: the registry the image is copied from.
+	SideSource
+	// SideTarget: the registry the image is copied to.
+	SideTarget
 )
 
-// explain wraps err with what a person can do about it. src and dst are the two ends of a
-// copy; either is nil for a call that talks to one registry only (Resolve, Present). The typed
-// errors above already say what to do; registry and network errors get advice by kind. Which
-// end failed is read from the URL that failed, or is the fallback when both ends share a host
-// and the path does not tell.
-func explain(err error, src, dst name.Reference, fallback side) error {
+// String returns "Source", "Target" or "Unknown".
+func (s Side) String() string {
+	switch s {
+	case SideSource:
+		return "Source"
+	case SideTarget:
+		return "Target"
+	}
+	return "Unknown"
+}
+
+// SideOf tells which end of a copy err came from, looking through wrapped errors. Every error
+// Resolve (always SideSource), Present (always SideTarget) and Copy return from a registry
+// request carries its side; a Schema1Error or DigestMismatchError is SideTarget's.
+//
+// During Copy the side is the registry and repository of the request that failed: requests
+// to a host that only one end uses are that end's; on a host both ends share, the repository
+// in the request's path (/v2/<repository>/...) or in a token request's scope tells them apart.
+// Only when the request does not say does the step decide (fetching manifests is the source's,
+// pushing the target's).
+func SideOf(err error) Side {
+	var e *explainedError
+	if errors.As(err, &e) {
+		return e.side
+	}
+	var s1 *Schema1Error
+	var dm *DigestMismatchError
+	if errors.As(err, &s1) || errors.As(err, &dm) {
+		return SideTarget
+	}
+	return SideUnknown
+}
+
+// explain wraps err with what a person can do about it and which end it came from (SideOf).
+// src and dst are the two ends of a copy; either is nil for a call that talks to one registry
+// only (Resolve, Present). The typed errors above already say what to do; registry and network
+// errors get advice by kind. Which end failed is read from the request that failed, or is the
+// fallback when the request does not tell.
+func explain(err error, src, dst name.Reference, fallback Side) error {
 	if err == nil {
 		return nil
 	}
 	s := fallback
 	switch {
 	case src == nil:
-		s = backupSide
+		s = SideTarget
 	case dst == nil:
-		s = sourceSide
+		s = SideSource
 	default:
-		if u := failedURL(err); u != nil {
-			srcHost, dstHost := src.Context().RegistryStr(), dst.Context().RegistryStr()
-			switch {
-			case srcHost != dstHost && hostMatches(u.Host, dstHost):
-				s = backupSide
-			case srcHost != dstHost && hostMatches(u.Host, srcHost):
-				s = sourceSide
-			case srcHost == dstHost && strings.HasPrefix(u.Path, "/v2/"+dst.Context().RepositoryStr()+"/"):
-				s = backupSide
-			case srcHost == dstHost && strings.HasPrefix(u.Path, "/v2/"+src.Context().RepositoryStr()+"/"):
-				s = sourceSide
-			}
+		if found := sideOfRequest(failedURL(err), src, dst); found != SideUnknown {
+			s = found
 		}
 	}
 	ref := src
-	if s == backupSide {
+	if s == SideTarget {
 		ref = dst
 	}
 	registry, repo := ref.Context().RegistryStr(), ref.Context().String()
@@ -285,24 +316,79 @@ func explain(err error, src, dst name.Reference, fallback side) error {
 	default:
 		advice = adviceByKind(err, s, ref, registry, repo)
 	}
-	if advice == "" {
-		return err
+	return &explainedError{err: err, advice: advice, side: s}
+}
+
+// sideOfRequest finds the end of the copy the request u was made for: by host when only one
+// end uses it, else by the repository the request names. SideUnknown when u says neither.
+func sideOfRequest(u *url.URL, src, dst name.Reference) Side {
+	if u == nil {
+		return SideUnknown
 	}
-	return &explainedError{err: err, advice: advice}
+	srcHost, dstHost := src.Context().RegistryStr(), dst.Context().RegistryStr()
+	if srcHost != dstHost {
+		switch {
+		case hostMatches(u.Host, dstHost):
+			return SideTarget
+		case hostMatches(u.Host, srcHost):
+			return SideSource
+		}
+		// A token service on a host of its own (auth.docker.io): its scope names the
+		// repository, as on a shared host.
+	}
+	repo := requestRepository(u)
+	if repo == "" || src.Context().RepositoryStr() == dst.Context().RepositoryStr() {
+		return SideUnknown // a name both ends have (on two hosts) tells nothing
+	}
+	switch repo {
+	case dst.Context().RepositoryStr():
+		return SideTarget
+	case src.Context().RepositoryStr():
+		return SideSource
+	}
+	return SideUnknown
+}
+
+// requestRepository is the repository a registry request is about: the name in
+// /v2/<name>/{manifests,blobs,tags,referrers}/..., or the first repository in a token
+// request's scope (repository:<name>:<actions>). "" when it names none.
+func requestRepository(u *url.URL) string {
+	if rest, ok := strings.CutPrefix(u.Path, "/v2/"); ok {
+		// Names may contain the words below as components, so take the last one.
+		best := -1
+		for _, w := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
+			if i := strings.LastIndex(rest, w); i > best {
+				best = i
+			}
+		}
+		if best > 0 {
+			return rest[:best]
+		}
+	}
+	for _, scope := range u.Query()["scope"] {
+		for _, one := range strings.Fields(scope) {
+			if name, ok := strings.CutPrefix(one, "repository:"); ok {
+				if i := strings.LastIndex(name, ":"); i > 0 {
+					return name[:i]
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // adviceByKind says what to do about a registry or network error of each Kind, or nothing.
-func adviceByKind(err error, s side, ref name.Reference, registry, repo string) string {
+func adviceByKind(err error, s Side, ref name.Reference, registry, repo string) string {
 	var advice string
 	switch Classify(err) {
 	case KindNotFound:
-		if s == sourceSide {
+		if s == SideSource {
 			advice = fmt.Sprintf("%s does not exist upstream: check the image name and tag (it may have been deleted or retagged)", ref)
 		} else {
 			advice = fmt.Sprintf("backup registry %s answered not found: check that repository %s may be created there with the push credentials", registry, repo)
 		}
 	case KindUnauthorized:
-		if s == sourceSide {
+		if s == SideSource {
 			// Docker Hub answers 401 rather than 404 for repositories that do not exist.
 			advice = fmt.Sprintf("%s refused access to %s: check the pull credentials for %s, and that the image exists (some registries answer 401 for missing repositories)", registry, repo, registry)
 		} else {
@@ -311,20 +397,26 @@ func adviceByKind(err error, s side, ref name.Reference, registry, repo string) 
 	case KindUnreachable:
 		advice = fmt.Sprintf("%s did not answer or failed after retries: check network access (DNS, proxy, firewall, TLS trust) to it and retry later", registry)
 	case KindInvalid:
-		if s == backupSide {
+		if s == SideTarget {
 			advice = fmt.Sprintf("backup registry %s refused the request as invalid: check that it accepts this kind of image", registry)
 		}
 	}
 	return advice
 }
 
-// explainedError adds advice to an error without hiding it from errors.Is/As.
+// explainedError adds advice and the side to an error without hiding it from errors.Is/As.
 type explainedError struct {
 	err    error
-	advice string
+	advice string // "" when there is nothing to add
+	side   Side
 }
 
-func (e *explainedError) Error() string { return e.err.Error() + "; " + e.advice }
+func (e *explainedError) Error() string {
+	if e.advice == "" {
+		return e.err.Error()
+	}
+	return e.err.Error() + "; " + e.advice
+}
 func (e *explainedError) Unwrap() error { return e.err }
 
 // failedURL finds the URL of the request that failed, if the error carries one.

@@ -268,3 +268,72 @@ func TestIntegration_recoversFromFaultsInFrontOfDistribution(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(d.Digest).To(Equal(digest))
 }
+
+// A moved tag leaves the old digest untagged, and registries delete untagged manifests. The
+// digest tag keeps every digest the Mirror copied through the real registry's garbage
+// collector; without it (the control) the old digest is gone, which is what pinned workloads
+// would have pulled.
+func TestIntegration_digestTagsKeepMovedTagsThroughGarbageCollection(t *testing.T) {
+	skipIfShort(t)
+	for _, tc := range []struct {
+		name       string
+		digestTags bool
+	}{
+		{"with digest tags", true},
+		{"without digest tags (control)", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			src := testenv.StartRegistry(t, testenv.RegistryOptions{Name: "source"})
+			dst := testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup"})
+			srcRef := distRef(t, src, "library/app:stable")
+			dstRef := distRef(t, dst, "backup/app:stable")
+			first, second := randomImage(t, 2), randomImage(t, 2)
+			firstDigest, err := first.Digest()
+			g.Expect(err).NotTo(HaveOccurred())
+			secondDigest, err := second.Digest()
+			g.Expect(err).NotTo(HaveOccurred())
+			m, err := mirror.New(mirror.WithDigestTags(tc.digestTags))
+			g.Expect(err).NotTo(HaveOccurred())
+
+			g.Expect(remote.Write(srcRef, first)).To(Succeed())
+			_, err = m.Copy(ctxT(t), srcRef, dstRef)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(remote.Write(srcRef, second)).To(Succeed()) // the tag moves upstream
+			m.Forget(dstRef)
+			res, err := m.Copy(ctxT(t), srcRef, dstRef)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res.Digest).To(Equal(secondDigest))
+
+			out, err := dst.GarbageCollect(true)
+			g.Expect(err).NotTo(HaveOccurred())
+			t.Logf("garbage-collect: %s", lastLine(out))
+
+			pinned := dstRef.Context().Digest(firstDigest.String())
+			current := dstRef.Context().Digest(secondDigest.String())
+			g.Expect(remote.Head(current)).Error().NotTo(HaveOccurred(), "the tagged digest is never collected")
+			if !tc.digestTags {
+				_, err := remote.Head(pinned)
+				g.Expect(err).To(HaveOccurred(), "without a digest tag the collector deletes the old digest")
+				return
+			}
+			img, err := remote.Image(pinned)
+			g.Expect(err).NotTo(HaveOccurred(), "the old digest must survive garbage collection")
+			layers, err := img.Layers()
+			g.Expect(err).NotTo(HaveOccurred())
+			for _, l := range layers {
+				rc, err := l.Compressed()
+				g.Expect(err).NotTo(HaveOccurred(), "every blob of the old digest must survive")
+				g.Expect(rc.Close()).To(Succeed())
+			}
+			tag, err := remote.Head(dstRef.Context().Tag(mirror.DigestTag(firstDigest)))
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(tag.Digest).To(Equal(firstDigest))
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

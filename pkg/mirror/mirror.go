@@ -74,35 +74,47 @@ func (m *Mirror) Resolve(ctx context.Context, ref name.Reference) (Resolved, err
 	ctx, box := withRateLimitBox(ctx)
 	desc, err := remote.Head(ref, m.remoteOptions(ctx, m.o.sourceKeychain)...)
 	if err != nil {
-		return Resolved{RateLimit: box.get()}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref, nil, sourceSide))
+		return Resolved{RateLimit: box.get()}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref, nil, SideSource))
 	}
 	return Resolved{Digest: desc.Digest, MediaType: desc.MediaType, Size: desc.Size, RateLimit: box.get()}, nil
 }
 
 // Present reports whether dst holds digest in the backup registry. A cache entry younger than
 // the cache TTL answers without any request; otherwise one manifest HEAD does, and its answer
-// is cached.
+// is cached. With WithDigestTags (the default), when dst holds digest Present also makes sure
+// the digest tag does, from the manifest in the registry, so a backup whose source is gone keeps
+// its digest past garbage collection too.
 func (m *Mirror) Present(ctx context.Context, dst name.Reference, digest v1.Hash) (bool, error) {
-	if p, ok := m.presence.fresh(dst); ok && p.digest == digest {
+	if p, ok := m.presence.fresh(dst); ok && p.digest == digest && m.digestTagged(dst, digest) {
 		m.cacheHit(dst)
 		return true, nil
 	}
 	m.cacheMiss(dst)
 	desc, err := m.headBackup(ctx, dst)
 	if err != nil {
-		return false, fmt.Errorf("checking %s in the backup registry: %w", dst, explain(err, nil, dst, backupSide))
+		return false, fmt.Errorf("checking %s in the backup registry: %w", dst, explain(err, nil, dst, SideTarget))
 	}
-	if desc == nil {
+	if desc == nil || desc.Digest != digest {
 		return false, nil
 	}
-	return desc.Digest == digest, nil
+	if err := m.ensureDigestTag(ctx, dst, digest, nil); err != nil {
+		return false, fmt.Errorf("checking %s in the backup registry: %w", dst, err)
+	}
+	return true, nil
 }
 
-// Forget drops what the Mirror remembers about dst, e.g. after finding a backup pruned, so
-// that the next Present or Copy asks the registry.
+// Forget drops what the Mirror remembers about dst, and about the digest tag of the digest it
+// held, e.g. after finding a backup pruned, so that the next Present or Copy asks the registry.
 func (m *Mirror) Forget(dst name.Reference) {
+	if p, ok := m.presence.entries.Peek(cacheKey(dst)); ok {
+		m.presence.remove(dst.Context().Tag(DigestTag(p.digest)))
+	}
 	m.presence.remove(dst)
 }
+
+// DigestTag is the tag WithDigestTags gives an image with digest h: "sha256-<hex>", the form
+// registries and tools (cosign's sha256-<hex>.sig, for one) already use for a digest in a tag.
+func DigestTag(h v1.Hash) string { return h.Algorithm + "-" + h.Hex }
 
 // headBackup HEADs dst in the backup registry and caches what it finds. It returns nil, nil
 // when dst does not exist.

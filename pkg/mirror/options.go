@@ -52,6 +52,7 @@ type options struct {
 	logger         logr.Logger
 	clock          Clock
 	userAgent      string
+	digestTags     bool
 }
 
 func defaultOptions() *options {
@@ -69,6 +70,24 @@ func defaultOptions() *options {
 		logger:         logr.Discard(),
 		clock:          realClock{},
 		userAgent:      defaultUserAgent,
+		digestTags:     true,
+	}
+}
+
+// WithDigestTags makes Copy tag every image it puts into a target repository with its digest
+// as well, as DigestTag(digest) (sha256-<hex>), and Present make sure that tag is there.
+//
+// Registries garbage-collect manifests that no tag points to: distribution's
+// garbage-collect --delete-untagged, quay.io, Harbor, ECR lifecycle rules. When the tag a copy
+// was made under later points at another image, the digest tag keeps the old image, which
+// workloads pinned to it by digest still pull. Costs one manifest HEAD per copy, and a PUT of
+// a manifest already in the registry when the tag is missing.
+//
+// The default is true.
+func WithDigestTags(on bool) Option {
+	return func(o *options) error {
+		o.digestTags = on
+		return nil
 	}
 }
 

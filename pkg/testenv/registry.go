@@ -247,6 +247,29 @@ func (r *Registry) Stop() {
 	r.cmd, r.exited = nil, nil
 }
 
+// GarbageCollect runs the registry's own garbage collector over its storage, as an operator
+// would: the registry is stopped (distribution's GC must not run beside a serving registry),
+// `registry garbage-collect` runs, with --delete-untagged when deleteUntagged is true (what
+// quay.io, Harbor and ECR lifecycle rules do to manifests no tag points to), and the registry
+// starts again on the same address. It returns the collector's output.
+func (r *Registry) GarbageCollect(deleteUntagged bool) (string, error) {
+	r.Stop()
+	args := []string{"garbage-collect"}
+	if deleteUntagged {
+		args = append(args, "--delete-untagged")
+	}
+	cmd := exec.Command(r.bin, append(args, r.config)...)
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none", "OTEL_SDK_DISABLED=true")
+	out, err := cmd.CombinedOutput()
+	if serr := r.Start(); serr != nil && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return string(out), fmt.Errorf("registry garbage-collect: %w\n%s", err, out)
+	}
+	return string(out), nil
+}
+
 // Transport is an http.RoundTripper that trusts the registry's CA when it serves TLS.
 func (r *Registry) Transport() http.RoundTripper {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
