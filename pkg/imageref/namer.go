@@ -185,9 +185,9 @@ func (n *Namer) Backup(src Reference) (Reference, error) {
 	if n.prefix != "" {
 		repository = n.prefix + "/" + below
 	}
-	tag := src.Tag
-	if tag == "" {
-		tag = digestTag(src.Digest)
+	tag, err := backupTag(src)
+	if err != nil {
+		return Reference{}, fmt.Errorf("naming backup of %s: %w", src, err)
 	}
 	return Reference{Registry: n.registry, Repository: repository, Tag: tag, Digest: src.Digest}, nil
 }
@@ -298,6 +298,51 @@ func digestTag(digest string) string {
 		t = t[:maxTagLength]
 	}
 	return t
+}
+
+// DigestTag is the tag that pins digest ("sha256:<hex>") in a backup repository:
+// "sha256-<hex>", cut to the tag limit. The copy engine tags every backup with it
+// (pkg/mirror's WithDigestTags writes the same form), so that a digest a
+// workload is pinned to survives the registry's garbage collection after the
+// backup's tag moves. Backup never gives a source tag this form.
+func DigestTag(digest string) string { return digestTag(digest) }
+
+// backupTag is the tag of src's backup. A source's own tag is kept, except
+// that the digest tags are reserved: a tag of the form DigestTag gives,
+// preceded by k >= 0 '_', gets one more '_'. That maps every tag onto every
+// tag outside the reserved form, one to one, so no source tag can move a
+// digest tag; only a tag of that form already at the length limit has no
+// backup name.
+func backupTag(src Reference) (string, error) {
+	if src.Tag == "" {
+		return digestTag(src.Digest), nil
+	}
+	if !isDigestTagForm(strings.TrimLeft(src.Tag, "_")) {
+		return src.Tag, nil
+	}
+	if len(src.Tag) >= maxTagLength {
+		return "", fmt.Errorf("tag %s has the form of a digest tag (sha256-<hex>), which backups reserve, and is too long to escape: retag the image", quoteValue(src.Tag))
+	}
+	return "_" + src.Tag, nil
+}
+
+// isDigestTagForm reports whether tag is what digestTag returns for some
+// digest of a known algorithm.
+func isDigestTagForm(tag string) bool {
+	alg, hex, ok := strings.Cut(tag, "-")
+	size, known := digestHexLength[alg]
+	if !ok || !known {
+		return false
+	}
+	if want := min(size, maxTagLength-len(alg)-1); len(hex) != want {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // quoteValue quotes a configuration value for an error message, cut to a readable length, with

@@ -114,6 +114,14 @@ func TestNamer_Backup_flat(t *testing.T) {
 		{"quay.io/acme", "nginx@" + dig256, "quay.io/acme/docker.io_library_nginx:sha256-" + hex64 + "@" + dig256},
 		{"quay.io/acme", "nginx:1.25@" + dig256, "quay.io/acme/docker.io_library_nginx:1.25@" + dig256},
 		{"quay.io/acme", "quay.io/a/b@" + dig512, "quay.io/acme/quay.io_a_b:" + ("sha512-" + hex64 + hex64)[:128] + "@" + dig512},
+		// Tags of the digest-tag form are reserved for the digest tags every backup
+		// gets: a source tag of that form gets one more '_', so it cannot move one.
+		{"quay.io/acme", "nginx:sha256-" + hex64, "quay.io/acme/docker.io_library_nginx:_sha256-" + hex64},
+		{"quay.io/acme", "nginx:__sha256-" + hex64, "quay.io/acme/docker.io_library_nginx:___sha256-" + hex64},
+		{"quay.io/acme", "nginx:sha256-" + hex64 + "@" + dig256, "quay.io/acme/docker.io_library_nginx:_sha256-" + hex64 + "@" + dig256},
+		{"quay.io/acme", "nginx:sha256-" + hex64[:63], "quay.io/acme/docker.io_library_nginx:sha256-" + hex64[:63]},
+		{"quay.io/acme", "nginx:sha256-" + hex64 + ".sig", "quay.io/acme/docker.io_library_nginx:sha256-" + hex64 + ".sig"},
+		{"quay.io/acme", "nginx:_sha512-" + hex64, "quay.io/acme/docker.io_library_nginx:_sha512-" + hex64},
 		{"localhost:5000", "nginx:1.25", "localhost:5000/docker.io_library_nginx:1.25"},
 		{"docker.io/acme", "ghcr.io/org/app:v1", "docker.io/acme/ghcr.io_org_app:v1"},
 		{"127.0.0.1:5000/a/b", "nginx:1.25", "127.0.0.1:5000/a/b/docker.io_library_nginx:1.25"},
@@ -332,5 +340,51 @@ func TestNamer_Backup_shortensLongNamesWithAHash(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(len(b.Name())).To(BeNumerically("<=", maxNameLength))
 		g.Expect(b.Repository).To(MatchRegexp(`^acme/ghcr\.io_abcdefghij_.*[a-z0-9]__[0-9a-f]{16}$`))
+	}
+}
+
+func TestNamer_Backup_reservedTagTooLongToEscape(t *testing.T) {
+	n, err := NewNamer("quay.io/acme", Flat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hex := strings.Repeat("ab", 64)
+	tag := ("sha512-" + hex + hex)[:maxTagLength]
+	src, err := Parse("nginx:" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.Backup(src)
+	if err == nil || !strings.Contains(err.Error(), "has the form of a digest tag") {
+		t.Fatalf("Backup(%s) = %v, want the reserved-tag error", src, err)
+	}
+}
+
+// Every backup tag is a valid tag, never a digest tag unless the source is
+// pinned by digest alone, and distinct source tags get distinct backup tags.
+func TestBackupTag_isInjectiveAndAvoidsDigestTags(t *testing.T) {
+	hex := strings.Repeat("0f", 32)
+	seen := map[string]string{}
+	for _, tag := range []string{
+		"latest", "1.25", "sha256-" + hex, "_sha256-" + hex, "__sha256-" + hex,
+		"sha256-" + hex[:10], "sha256-" + strings.ToUpper(hex), "sha256-" + hex + "x", "_latest", "_",
+	} {
+		got, err := backupTag(Reference{Tag: tag})
+		if err != nil {
+			t.Fatalf("backupTag(%q): %v", tag, err)
+		}
+		if !isTag(got) {
+			t.Errorf("backupTag(%q) = %q is not a tag", tag, got)
+		}
+		if isDigestTagForm(got) {
+			t.Errorf("backupTag(%q) = %q has the reserved form", tag, got)
+		}
+		if other, dup := seen[got]; dup {
+			t.Errorf("backupTag(%q) = backupTag(%q) = %q", tag, other, got)
+		}
+		seen[got] = tag
+	}
+	if got := DigestTag("sha256:" + hex); !isDigestTagForm(got) || got != "sha256-"+hex {
+		t.Errorf("DigestTag = %q", got)
 	}
 }

@@ -113,8 +113,13 @@ func (m *Mirror) Forget(dst name.Reference) {
 }
 
 // DigestTag is the tag WithDigestTags gives an image with digest h: "sha256-<hex>", the form
-// registries and tools (cosign's sha256-<hex>.sig, for one) already use for a digest in a tag.
-func DigestTag(h v1.Hash) string { return h.Algorithm + "-" + h.Hex }
+// registries and tools (cosign's sha256-<hex>.sig, for one) already use for a digest in a tag,
+// cut to the 128 characters a tag may have.
+func DigestTag(h v1.Hash) string {
+	const maxTagLength = 128
+	t := h.Algorithm + "-" + h.Hex
+	return t[:min(len(t), maxTagLength)]
+}
 
 // headBackup HEADs dst in the backup registry and caches what it finds. It returns nil, nil
 // when dst does not exist.
