@@ -52,6 +52,8 @@ type fleet struct {
 	backup   *testenv.Registry
 	h        *app.Hub
 	metrics  *prometheus.Registry
+	opts     fleetOptions
+	stopHub  func()
 }
 
 type fleetOptions struct {
@@ -107,6 +109,16 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 		g.Expect(f.hub.Client.Create(ctx, f.pushSecret(f.backup.DockerConfigJSON()))).To(Succeed())
 	}
 
+	f.opts = o
+	f.startHub()
+	t.Cleanup(func() { f.stopHub() })
+	return f
+}
+
+// startHub starts an in-process hub over the fleet, as startFleet's options say.
+func (f *fleet) startHub() {
+	t, o := f.t, f.opts
+	g := NewWithT(t)
 	f.metrics = prometheus.NewRegistry()
 	log := testr.NewWithOptions(t, testr.Options{Verbosity: 0})
 	if o.log != nil {
@@ -135,11 +147,17 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 	mctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Manager.Start(mctx) }()
-	t.Cleanup(func() {
+	f.stopHub = func() {
 		cancel()
 		<-done
-	})
-	return f
+	}
+}
+
+// restartHub stops the hub and starts a new one, which knows only what the clusters and
+// registries hold.
+func (f *fleet) restartHub() {
+	f.stopHub()
+	f.startHub()
 }
 
 // setConfig replaces the hub's ConfigMap data and waits until the hub has loaded it.

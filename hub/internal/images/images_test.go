@@ -2,13 +2,11 @@ package images
 
 import (
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -50,25 +48,36 @@ func TestSources_includeOriginalsOfRewrittenWorkloads(t *testing.T) {
 	g.Expect(mapToImages(t.Context(), ci)).To(Equal([]reconcile.Request{request("docker.io/library/nginx:latest")}))
 }
 
-func TestReasonFor_mapsMirrorKindsAndSides(t *testing.T) {
-	statusErr := func(host string, code int) error {
-		u, _ := url.Parse("https://" + host + "/v2/x/manifests/1")
-		return fmt.Errorf("copying: %w", &transport.Error{StatusCode: code, Request: &http.Request{URL: u}})
-	}
+func TestReason_mapsMirrorKindsAndSides(t *testing.T) {
 	for _, tc := range []struct {
-		err  error
+		kind mirror.Kind
+		side mirror.Side
 		want string
 	}{
-		{statusErr("src.example", http.StatusNotFound), v1alpha1.ReasonSourceNotFound},
-		{statusErr("backup.example", http.StatusUnauthorized), v1alpha1.ReasonAuthenticationError},
-		{statusErr("src.example", http.StatusServiceUnavailable), v1alpha1.ReasonSourceUnreachable},
-		{statusErr("backup.example", http.StatusServiceUnavailable), v1alpha1.ReasonBackupUnreachable},
-		{&mirror.RateLimitedError{Registry: "src.example"}, v1alpha1.ReasonRateLimited},
-		{fmt.Errorf("x: %w", &mirror.Schema1Error{Source: "a", Target: "backup.example"}), v1alpha1.ReasonSchema1Refused},
-		{&mirror.DigestMismatchError{}, v1alpha1.ReasonDigestMismatch},
-		{fmt.Errorf("something else"), v1alpha1.ReasonCopyFailed},
+		{mirror.KindNotFound, mirror.SideSource, v1alpha1.ReasonSourceNotFound},
+		{mirror.KindNotFound, mirror.SideTarget, v1alpha1.ReasonBackupUnreachable},
+		{mirror.KindNotFound, mirror.SideUnknown, v1alpha1.ReasonSourceNotFound},
+		{mirror.KindUnauthorized, mirror.SideTarget, v1alpha1.ReasonAuthenticationError},
+		{mirror.KindUnreachable, mirror.SideSource, v1alpha1.ReasonSourceUnreachable},
+		{mirror.KindUnreachable, mirror.SideTarget, v1alpha1.ReasonBackupUnreachable},
+		{mirror.KindRateLimited, mirror.SideSource, v1alpha1.ReasonRateLimited},
+		{mirror.KindSchema1, mirror.SideTarget, v1alpha1.ReasonSchema1Refused},
+		{mirror.KindDigestMismatch, mirror.SideTarget, v1alpha1.ReasonDigestMismatch},
+		{mirror.KindOther, mirror.SideUnknown, v1alpha1.ReasonCopyFailed},
 	} {
-		NewWithT(t).Expect(reasonFor(tc.err, "backup.example")).To(Equal(tc.want), "%v", tc.err)
+		NewWithT(t).Expect(reason(tc.kind, tc.side)).To(Equal(tc.want), "%s from the %s", tc.kind, tc.side)
+	}
+	g := NewWithT(t)
+	g.Expect(reasonFor(&mirror.DigestMismatchError{})).To(Equal(v1alpha1.ReasonDigestMismatch))
+	g.Expect(reasonFor(fmt.Errorf("x: %w", &mirror.Schema1Error{Source: "a", Target: "b"}))).To(Equal(v1alpha1.ReasonSchema1Refused))
+}
+
+// The copy engine and the namer must agree on the digest tag, or a backup's reserved tag and
+// the tag the engine writes would differ.
+func TestDigestTag_isTheSameInTheNamerAndTheCopyEngine(t *testing.T) {
+	for _, d := range []string{"sha256:" + strings.Repeat("ab", 32), "sha512:" + strings.Repeat("cd", 64)} {
+		alg, hex, _ := strings.Cut(d, ":")
+		NewWithT(t).Expect(imageref.DigestTag(d)).To(Equal(mirror.DigestTag(v1.Hash{Algorithm: alg, Hex: hex})))
 	}
 }
 

@@ -277,7 +277,7 @@ func (r *Reconciler) backUp(ctx context.Context, cfg *config.Config, copier Copi
 		r.Metrics.CopyWaiting(-1)
 	}
 	if err != nil {
-		reason := reasonFor(err, backup.Registry)
+		reason := reasonFor(err)
 		if reason != v1alpha1.ReasonBackupUnreachable && r.backupStillGood(ctx, copier, dstName, users) {
 			// The source is gone or unreachable but the backup is there: that is what backups
 			// are for. Stay Ready, say what happened, and look again after the interval.
@@ -306,11 +306,16 @@ func (r *Reconciler) backUp(ctx context.Context, cfg *config.Config, copier Copi
 	return ctrl.Result{RequeueAfter: r.interval(cfg, src)}, nil
 }
 
-// reasonFor maps a Mirror error onto a Ready condition reason.
-func reasonFor(err error, backupRegistry string) string {
-	switch mirror.Classify(err) {
+// reasonFor maps a Mirror error onto a Ready condition reason. Which end failed comes from
+// the request (mirror.SideOf), never from the host: source and backup often share one.
+func reasonFor(err error) string {
+	return reason(mirror.Classify(err), mirror.SideOf(err))
+}
+
+func reason(kind mirror.Kind, side mirror.Side) string {
+	switch kind {
 	case mirror.KindNotFound:
-		if failedHost(err) == backupRegistry {
+		if side == mirror.SideTarget {
 			return v1alpha1.ReasonBackupUnreachable
 		}
 		return v1alpha1.ReasonSourceNotFound
@@ -319,7 +324,7 @@ func reasonFor(err error, backupRegistry string) string {
 	case mirror.KindRateLimited:
 		return v1alpha1.ReasonRateLimited
 	case mirror.KindUnreachable:
-		if failedHost(err) == backupRegistry {
+		if side == mirror.SideTarget {
 			return v1alpha1.ReasonBackupUnreachable
 		}
 		return v1alpha1.ReasonSourceUnreachable

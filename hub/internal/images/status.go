@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -212,21 +210,6 @@ func cut(s string) string {
 		return s[:maxMessage] + "..."
 	}
 	return s
-}
-
-// failedHost returns the registry host of the request that failed, if err carries one.
-func failedHost(err error) string {
-	var te *transport.Error
-	if errors.As(err, &te) && te.Request != nil && te.Request.URL != nil {
-		return te.Request.URL.Host
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			return u.Host
-		}
-	}
-	return ""
 }
 
 // listFor returns an empty list for obj's kind.
