@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/mirror"
+	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
 )
 
 const (
@@ -58,7 +58,7 @@ func LoadCredentials(ctx context.Context, r client.Reader, namespace, pushSecret
 			if !ok {
 				return nil, fmt.Errorf("ConfigMap %s/%s has no key %q: put the Docker config.json there, or better, create Secret %s/%s of type kubernetes.io/dockerconfigjson", namespace, LegacyDockerConfigMapName, LegacyDockerConfigKey, namespace, pushSecret)
 			}
-			if _, err := mirror.KeychainFromDockerConfig([]byte(data)); err != nil {
+			if _, err := dockerconfig.Parse([]byte(data)); err != nil {
 				return nil, fmt.Errorf("ConfigMap %s/%s key %q: %w", namespace, LegacyDockerConfigMapName, LegacyDockerConfigKey, err)
 			}
 			c.Push = []byte(data)
@@ -97,7 +97,7 @@ func dockerConfig(s *corev1.Secret) ([]byte, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%s has no key %s: put the Docker config.json there", ref, corev1.DockerConfigJsonKey)
 	}
-	if _, err := mirror.KeychainFromDockerConfig(data); err != nil {
+	if _, err := dockerconfig.Parse(data); err != nil {
 		return nil, fmt.Errorf("%s key %s: %w", ref, corev1.DockerConfigJsonKey, err)
 	}
 	return data, nil

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/image-cloner/image-cloner/pkg/config"
-	"github.com/image-cloner/image-cloner/pkg/mirror"
+	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
 )
 
 // maxLineBytes bounds one problem of a Parse error: values are quoted cut short.
@@ -137,7 +137,7 @@ func checkConfig(t *testing.T, c *config.Config, data map[string]string, namespa
 // Run with: go test -run='^$' -fuzz='^FuzzDockerConfig$' -fuzztime=60s ./pkg/config/
 //
 // The push and pull Secrets' Docker config.json (pkg/config validates them with
-// mirror.KeychainFromDockerConfig): never a panic, and an error never repeats a credential
+// dockerconfig.Keychain): never a panic, and an error never repeats a credential
 // written in the config. Credentials are fuzzed inside a JSON template so they reach the
 // decoding of entries; raw bytes reach the JSON parser.
 func FuzzDockerConfig(f *testing.F) {
@@ -159,7 +159,7 @@ func FuzzDockerConfig(f *testing.F) {
 			data = b
 			secrets = []string{password, auth, identityToken}
 		}
-		_, err := mirror.KeychainFromDockerConfig(data)
+		_, err := dockerconfig.Keychain(data)
 		if err == nil {
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	. "github.com/onsi/gomega"
 
+	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
 )
@@ -204,7 +205,7 @@ func TestCopy_retriesARequestThatStalls(t *testing.T) {
 
 func TestCopy_errorsSayWhatToDo(t *testing.T) {
 	const password = "hunter2-Secret"
-	keychain, err := mirror.KeychainFromDockerConfig([]byte(`{"auths": {}}`))
+	keychain, err := dockerconfig.Keychain([]byte(`{"auths": {}}`))
 	if err != nil {
 		t.Fatal(err)
 	}

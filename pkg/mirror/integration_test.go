@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 
+	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
@@ -56,7 +57,7 @@ func TestIntegration_copiesMultiArchIndexIntoDistribution(t *testing.T) {
 	digest, err := idx.Digest()
 	g.Expect(err).NotTo(HaveOccurred())
 	dstRef := distRef(t, dst, "backup/library/app:1.0")
-	keychain, err := mirror.KeychainFromDockerConfig(dst.DockerConfigJSON())
+	keychain, err := dockerconfig.Keychain(dst.DockerConfigJSON())
 	g.Expect(err).NotTo(HaveOccurred())
 	newMirror := func() *mirror.Mirror {
 		m, err := mirror.New(mirror.WithTargetKeychain(keychain), mirror.WithRetry(3, 10*time.Millisecond, 100*time.Millisecond))
@@ -109,7 +110,7 @@ func TestIntegration_backupCredentials(t *testing.T) {
 		wantErr  bool
 	}{
 		{"right credentials from a dockerconfigjson", func() authn.Keychain {
-			k, err := mirror.KeychainFromDockerConfig(dst.DockerConfigJSON())
+			k, err := dockerconfig.Keychain(dst.DockerConfigJSON())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -107,7 +107,7 @@ func WithTransport(t http.RoundTripper) Option {
 }
 
 // WithSourceKeychain sets where credentials for the registries images are copied from come from,
-// e.g. the result of KeychainFromDockerConfig.
+// e.g. go-containerregistry's authn.DefaultKeychain or a keychain built from pull Secrets.
 //
 // The default is anonymous access.
 func WithSourceKeychain(k authn.Keychain) Option {

@@ -28,6 +28,7 @@ import (
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
+	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 )
 
@@ -178,7 +179,7 @@ func (r *Reconciler) load(ctx context.Context) (*config.Config, *config.Credenti
 func (r *Reconciler) newMirror(cfg *config.Config, creds *config.Credentials) (*mirror.Mirror, error) {
 	opts := append([]mirror.Option{mirror.WithMaxConcurrentCopies(cfg.MaxConcurrentReconciles)}, r.MirrorOptions...)
 	if creds.Push != nil {
-		kc, err := mirror.KeychainFromDockerConfig(creds.Push)
+		kc, err := dockerconfig.Keychain(creds.Push)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", creds.PushSource, err)
 		}

@@ -1,4 +1,4 @@
-package mirror_test
+package dockerconfig_test
 
 import (
 	"encoding/base64"
@@ -8,19 +8,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	. "github.com/onsi/gomega"
 
-	"github.com/image-cloner/image-cloner/pkg/mirror"
+	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-func TestKeychainFromDockerConfig_resolvesCredentialsByRegistry(t *testing.T) {
+func TestKeychain_resolvesCredentialsByRegistry(t *testing.T) {
 	config := `{"auths": {
 		"https://index.docker.io/v1/": {"auth": "` + b64("hubuser:hubpass") + `"},
 		"quay.io": {"username": "robot", "password": "quaypass"},
 		"registry.example.com:5000": {"auth": "` + b64("portuser:pass:with:colons") + `"},
 		"https://ghcr.io": {"identitytoken": "tok"}
 	}}`
-	k, err := mirror.KeychainFromDockerConfig([]byte(config))
+	k, err := dockerconfig.Keychain([]byte(config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestKeychainFromDockerConfig_resolvesCredentialsByRegistry(t *testing.T) {
 	}
 }
 
-func TestKeychainFromDockerConfig_acceptsKubernetesPayloads(t *testing.T) {
+func TestKeychain_acceptsKubernetesPayloads(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		config string
@@ -62,7 +62,7 @@ func TestKeychainFromDockerConfig_acceptsKubernetesPayloads(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			k, err := mirror.KeychainFromDockerConfig([]byte(tc.config))
+			k, err := dockerconfig.Keychain([]byte(tc.config))
 			g.Expect(err).NotTo(HaveOccurred())
 			a, err := k.Resolve(name.MustParseReference("quay.io/a/b").Context())
 			g.Expect(err).NotTo(HaveOccurred())
@@ -74,10 +74,10 @@ func TestKeychainFromDockerConfig_acceptsKubernetesPayloads(t *testing.T) {
 	}
 }
 
-func TestKeychainFromDockerConfig_emptyConfigIsAnonymous(t *testing.T) {
+func TestKeychain_emptyConfigIsAnonymous(t *testing.T) {
 	g := NewWithT(t)
 	for _, config := range []string{`{}`, `{"auths": {}}`, `{"credsStore": "desktop"}`} {
-		k, err := mirror.KeychainFromDockerConfig([]byte(config))
+		k, err := dockerconfig.Keychain([]byte(config))
 		g.Expect(err).NotTo(HaveOccurred(), config)
 		a, err := k.Resolve(name.MustParseReference("quay.io/a/b").Context())
 		g.Expect(err).NotTo(HaveOccurred())
@@ -85,7 +85,7 @@ func TestKeychainFromDockerConfig_emptyConfigIsAnonymous(t *testing.T) {
 	}
 }
 
-func TestKeychainFromDockerConfig_errorsDoNotEchoSecrets(t *testing.T) {
+func TestKeychain_errorsDoNotEchoSecrets(t *testing.T) {
 	const secret = "s3cr3t-Passw0rd"
 	for _, tc := range []struct {
 		name, config, want string
@@ -99,11 +99,59 @@ func TestKeychainFromDockerConfig_errorsDoNotEchoSecrets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			_, err := mirror.KeychainFromDockerConfig([]byte(tc.config))
+			_, err := dockerconfig.Keychain([]byte(tc.config))
 			g.Expect(err).To(MatchError(ContainSubstring(tc.want)))
 			g.Expect(err.Error()).NotTo(ContainSubstring(secret))
 			g.Expect(err.Error()).NotTo(ContainSubstring("12345"))
 			g.Expect(err.Error()).NotTo(ContainSubstring(b64(secret)))
 		})
 	}
+}
+
+// What the kubelet's keyring adds (host globs, repository prefixes), and the Docker Hub aliases
+// it would miss on its own.
+func TestKeychain_matchesAsTheKubeletDoes(t *testing.T) {
+	config := `{"auths": {
+		"docker.io": {"auth": "` + b64("hubuser:hubpass") + `"},
+		"*.example.com": {"username": "glob", "password": "g"},
+		"quay.io/acme": {"username": "acme", "password": "a"},
+		"quay.io": {"username": "any", "password": "q"}
+	}}`
+	k, err := dockerconfig.Keychain([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ref  string
+		want authn.AuthConfig
+	}{
+		{"nginx", authn.AuthConfig{Username: "hubuser", Password: "hubpass"}},
+		{"registry.example.com/x", authn.AuthConfig{Username: "glob", Password: "g"}},
+		{"example.com/x", authn.AuthConfig{}}, // a glob needs a label in its place
+		{"quay.io/acme/app", authn.AuthConfig{Username: "acme", Password: "a"}},
+		{"quay.io/other/app", authn.AuthConfig{Username: "any", Password: "q"}},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			g := NewWithT(t)
+			ref, err := name.ParseReference(tc.ref)
+			g.Expect(err).NotTo(HaveOccurred())
+			a, err := k.Resolve(ref.Context())
+			g.Expect(err).NotTo(HaveOccurred())
+			got, err := a.Authorization()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(*got).To(Equal(tc.want))
+		})
+	}
+}
+
+func TestParse_returnsEntriesByRegistry(t *testing.T) {
+	g := NewWithT(t)
+	got, err := dockerconfig.Parse([]byte(`{"auths": {"https://index.docker.io/v1/": {"auth": "` + b64("u:p") + `"}, "quay.io": {"identitytoken": "t"}}}`))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal(map[string]authn.AuthConfig{
+		name.DefaultRegistry: {Username: "u", Password: "p"},
+		"quay.io":            {IdentityToken: "t"},
+	}))
+	_, err = dockerconfig.Parse([]byte(`{"auths": {"quay.io": {}}}`))
+	g.Expect(err).To(MatchError(ContainSubstring(`entry "quay.io" has no credentials`)))
 }
