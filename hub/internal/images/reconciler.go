@@ -136,7 +136,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil || src.String() != req.Name {
 		return ctrl.Result{}, nil
 	}
-	log := r.Log.WithValues("image", req.Name)
+	// The request's logger carries the controller's name and the reconcileID.
+	log := ctrl.LoggerFrom(ctx).WithValues("image", req.Name)
 	ctx = logr.NewContext(ctx, log)
 	if cfg.Namer.IsBackup(src) || cfg.RegistryIgnored(src.Registry) {
 		return ctrl.Result{}, nil
@@ -243,67 +244,103 @@ func (r *Reconciler) interval(cfg *config.Config, src imageref.Reference) time.D
 
 // backUp copies src to backup and records the outcome in every user.
 func (r *Reconciler) backUp(ctx context.Context, cfg *config.Config, copier Copier, src, backup imageref.Reference, users []*user) (ctrl.Result, error) {
-	log := logr.FromContextOrDiscard(ctx)
-	srcName, err := name.ParseReference(src.String())
+	srcName, dstName, err := names(src, backup)
 	if err != nil {
 		return ctrl.Result{}, r.fail(ctx, users, src, backup.String(), v1alpha1.ReasonInvalidReference, err)
 	}
-	dstName, err := name.ParseReference(backup.String())
-	if err != nil {
-		return ctrl.Result{}, r.fail(ctx, users, src, backup.String(), v1alpha1.ReasonInvalidReference, err)
-	}
-	verifyDue := false
-	for _, u := range users {
-		if u.current != nil && u.current.IsReady() && (u.current.Status.LastVerified == nil || r.Now().Sub(u.current.Status.LastVerified.Time) >= cfg.VerifyInterval) {
-			verifyDue = true
-		}
-	}
-	if verifyDue {
+	if r.verifyDue(cfg, users) {
 		// The backup may have been pruned: ask the registry, not the Mirror's memory.
 		copier.Forget(dstName)
 	}
 	if err := r.markCloning(ctx, src, backup.String(), users); err != nil {
 		return ctrl.Result{}, err
 	}
+	o := r.copy(ctx, copier, srcName, dstName, users)
+	return r.record(ctx, cfg, src, backup, users, o)
+}
 
-	log.V(1).Info("Backing up image", "backup", backup.String())
+// names are src and backup as go-containerregistry references.
+func names(src, backup imageref.Reference) (name.Reference, name.Reference, error) {
+	srcName, err := name.ParseReference(src.String())
+	if err != nil {
+		return nil, nil, err
+	}
+	dstName, err := name.ParseReference(backup.String())
+	if err != nil {
+		return nil, nil, err
+	}
+	return srcName, dstName, nil
+}
+
+// verifyDue reports whether a user's Ready backup was last verified VERIFY_INTERVAL ago or
+// more.
+func (r *Reconciler) verifyDue(cfg *config.Config, users []*user) bool {
+	for _, u := range users {
+		if u.current != nil && u.current.IsReady() && (u.current.Status.LastVerified == nil || r.Now().Sub(u.current.Status.LastVerified.Time) >= cfg.VerifyInterval) {
+			return true
+		}
+	}
+	return false
+}
+
+// outcome is what one attempt at backing up an image came to; record writes it.
+type outcome struct {
+	// res is the Copy's result; err its error, nil when the backup is in place.
+	res mirror.Result
+	err error
+	// reason is the Ready reason of err.
+	reason string
+	// backupIntact is true when err is the source's (or the network's) and every user's Ready
+	// backup is still in the backup registry: what backups are for.
+	backupIntact bool
+}
+
+// copy runs the Copy, bounded by CopyTimeout, and sorts out what its error means.
+func (r *Reconciler) copy(ctx context.Context, copier Copier, srcName, dstName name.Reference, users []*user) outcome {
+	logr.FromContextOrDiscard(ctx).V(1).Info("Backing up image", "backup", dstName.String())
 	if r.Metrics.CopyWaiting != nil {
 		r.Metrics.CopyWaiting(1)
+		defer r.Metrics.CopyWaiting(-1)
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.CopyTimeout)
 	res, err := copier.Copy(cctx, srcName, dstName)
 	cancel()
-	if r.Metrics.CopyWaiting != nil {
-		r.Metrics.CopyWaiting(-1)
+	if err == nil {
+		return outcome{res: res}
 	}
-	if err != nil {
-		reason := reasonFor(err)
-		if reason != v1alpha1.ReasonBackupUnreachable && r.backupStillGood(ctx, copier, dstName, users) {
-			// The source is gone or unreachable but the backup is there: that is what backups
-			// are for. Stay Ready, say what happened, and look again after the interval.
-			if err := r.markSourceProblem(ctx, src, reason, err, users); err != nil {
-				return ctrl.Result{}, err
-			}
-			return ctrl.Result{RequeueAfter: r.interval(cfg, src)}, nil
+	o := outcome{res: res, err: err, reason: reasonFor(err)}
+	o.backupIntact = o.reason != v1alpha1.ReasonBackupUnreachable && r.backupStillGood(ctx, copier, dstName, users)
+	return o
+}
+
+// record writes o into every user, and says when to look again.
+func (r *Reconciler) record(ctx context.Context, cfg *config.Config, src, backup imageref.Reference, users []*user, o outcome) (ctrl.Result, error) {
+	again := func(err error) (ctrl.Result, error) {
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		ferr := r.fail(ctx, users, src, backup.String(), reason, err)
-		var rl *mirror.RateLimitedError
-		if errors.As(err, &rl) && rl.RetryAfter > 0 && ferr == nil {
-			return ctrl.Result{RequeueAfter: rl.RetryAfter}, nil
-		}
-		if ferr != nil {
-			return ctrl.Result{}, ferr
-		}
-		// The error goes back to the queue, which retries with backoff.
-		return ctrl.Result{}, fmt.Errorf("backing up %s: %w", src, err)
+		return ctrl.Result{RequeueAfter: r.interval(cfg, src)}, nil
 	}
-	if !res.Shared && !res.CacheHit && !res.AlreadyPresent {
-		log.V(1).Info("Backed up image", "backup", backup.String(), "digest", res.Digest.String(), "bytesUploaded", res.BytesUploaded, "bytesMounted", res.BytesMounted)
+	switch {
+	case o.err == nil:
+		if !o.res.Shared && !o.res.CacheHit && !o.res.AlreadyPresent {
+			logr.FromContextOrDiscard(ctx).V(1).Info("Backed up image", "backup", backup.String(), "digest", o.res.Digest.String(),
+				"bytesUploaded", o.res.BytesUploaded, "bytesMounted", o.res.BytesMounted)
+		}
+		return again(r.markReady(ctx, src, backup.String(), o.res, users))
+	case o.backupIntact:
+		// Stay Ready, say what happened, and look again after the interval.
+		return again(r.markSourceProblem(ctx, src, o.reason, o.err, users))
 	}
-	if err := r.markReady(ctx, src, backup.String(), res, users); err != nil {
+	if err := r.fail(ctx, users, src, backup.String(), o.reason, o.err); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: r.interval(cfg, src)}, nil
+	var rl *mirror.RateLimitedError
+	if errors.As(o.err, &rl) && rl.RetryAfter > 0 {
+		return ctrl.Result{RequeueAfter: rl.RetryAfter}, nil
+	}
+	// The error goes back to the queue, which retries with backoff.
+	return ctrl.Result{}, fmt.Errorf("backing up %s: %w", src, o.err)
 }
 
 // reasonFor maps a Mirror error onto a Ready condition reason. Which end failed comes from
