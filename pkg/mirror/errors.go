@@ -303,7 +303,7 @@ func explain(err error, src, dst name.Reference, fallback Side) error {
 		// A private CA: retrying will not help, trusting it will. Checked before the kind: for
 		// a loopback registry go-containerregistry also tries plain HTTP, and that answer
 		// (400) would hide the TLS failure.
-		advice = fmt.Sprintf("%s serves a certificate signed by an authority this process does not trust: if it uses a private CA, trust that CA (image-cloner's hub: --registry-ca-file with the CA's PEM)", registry)
+		advice = fmt.Sprintf("%s serves a certificate signed by an authority this process does not trust: if it uses a private CA, add that CA to the TLS roots of the transport (WithTransport)", registry)
 	case isMalformed(err):
 		// Only what the Mirror reads is decoded: the source's manifests and configs, or the
 		// backup's on a call that talks to it alone. The URL does not tell: it is gone by then.

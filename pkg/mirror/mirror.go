@@ -182,5 +182,6 @@ func (m *Mirror) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-// since measures durations for the Observer; the injectable clock is for cache expiry only.
+// since measures durations for the Observer, in real time: WithClock is for cache expiry,
+// Retry-After dates and retry waits, which tests fake.
 func since(t time.Time) time.Duration { return time.Since(t) }

@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 
@@ -116,7 +117,7 @@ func (r *Reconciler) markSourceProblem(ctx context.Context, src imageref.Referen
 // the workloads using the image.
 func (r *Reconciler) fail(ctx context.Context, users []*user, src imageref.Reference, backup, reason string, cause error) error {
 	log := logr.FromContextOrDiscard(ctx)
-	msg := cut(cause.Error())
+	msg := cut(cause.Error() + hubAdvice(cause))
 	log.Error(cause, "Backing up image failed", "reason", reason)
 	if r.Metrics.Failed != nil {
 		r.Metrics.Failed(reason)
@@ -192,6 +193,16 @@ func (r *Reconciler) write(ctx context.Context, u *user, src imageref.Reference,
 
 func equalStatus(a, b *v1alpha1.ClonedImageStatus) bool {
 	return apiequality(a, b)
+}
+
+// hubAdvice is what the hub adds to a copy engine error it can say more about: the engine
+// says what to fix, the hub how to fix it with its own flags.
+func hubAdvice(err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		return " (give the hub that CA with --registry-ca-file)"
+	}
+	return ""
 }
 
 func setCondition(st *v1alpha1.ClonedImageStatus, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
