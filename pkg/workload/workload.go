@@ -8,7 +8,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 )
 
 // OriginalImagesAnnotation holds, as JSON, the images a workload had before image-cloner
@@ -27,6 +29,37 @@ func Kinds() []client.Object {
 	return []client.Object{
 		&appsv1.Deployment{}, &appsv1.DaemonSet{}, &appsv1.StatefulSet{}, &batchv1.Job{}, &batchv1.CronJob{},
 	}
+}
+
+// PatchableKinds returns Kinds but Job, whose pod template is immutable once created: a Job's
+// Pods are pointed at backups by the Pod mutating webhook, and a CronJob's future Jobs by
+// patching the CronJob.
+func PatchableKinds() []client.Object {
+	var out []client.Object
+	for _, k := range Kinds() {
+		if _, job := k.(*batchv1.Job); !job {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// NewList returns an empty list of obj's kind, as scheme knows it: a DeploymentList for a
+// Deployment.
+func NewList(scheme *runtime.Scheme, obj client.Object) (client.ObjectList, error) {
+	gvk, err := apiutil.GVKForObject(obj, scheme)
+	if err != nil {
+		return nil, err
+	}
+	o, err := scheme.New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	if err != nil {
+		return nil, err
+	}
+	list, ok := o.(client.ObjectList)
+	if !ok {
+		return nil, fmt.Errorf("%sList is not a list", gvk.Kind)
+	}
+	return list, nil
 }
 
 // PodSpec returns a pointer to the pod spec inside obj, so callers can read or change it in

@@ -1,6 +1,8 @@
 package workload_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -8,6 +10,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/pkg/workload"
@@ -87,4 +91,33 @@ func TestOriginals_rejectsBrokenAnnotation(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("ns/d is not a JSON object")))
 	_, err = workload.Rewrite(d, func(string) (string, bool) { return "x", true })
 	g.Expect(err).To(HaveOccurred(), "a broken record must stop a rewrite rather than lose the originals")
+}
+
+func TestPatchableKinds_leaveOutOnlyJobs(t *testing.T) {
+	var names []string
+	for _, k := range workload.PatchableKinds() {
+		names = append(names, fmt.Sprintf("%T", k))
+	}
+	if want := []string{"*v1.Deployment", "*v1.DaemonSet", "*v1.StatefulSet", "*v1.CronJob"}; strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Fatalf("PatchableKinds() = %v, want %v", names, want)
+	}
+}
+
+func TestNewList_ofEveryKind(t *testing.T) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range workload.Kinds() {
+		list, err := workload.NewList(s, k)
+		if err != nil {
+			t.Fatalf("NewList(%T): %v", k, err)
+		}
+		if got, want := fmt.Sprintf("%T", list), fmt.Sprintf("%T", k)+"List"; got != want {
+			t.Errorf("NewList(%T) = %s, want %s", k, got, want)
+		}
+	}
+	if _, err := workload.NewList(runtime.NewScheme(), &appsv1.Deployment{}); err == nil {
+		t.Error("NewList with a scheme that lacks the kind must fail")
+	}
 }

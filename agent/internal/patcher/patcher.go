@@ -103,16 +103,7 @@ func (r *Reconciler) requests(ctx context.Context, opts ...client.ListOption) []
 }
 
 func (r *Reconciler) newList() (client.ObjectList, error) {
-	gvk, err := r.Client.GroupVersionKindFor(r.Kind)
-	if err != nil {
-		return nil, err
-	}
-	gvk.Kind += "List"
-	obj, err := r.Client.Scheme().New(gvk)
-	if err != nil {
-		return nil, err
-	}
-	return obj.(client.ObjectList), nil
+	return workload.NewList(r.Client.Scheme(), r.Kind)
 }
 
 // Reconcile rewrites the workload's images that have a Ready backup, in one Update carrying

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
@@ -23,22 +22,13 @@ import (
 func RestoreAll(ctx context.Context, c client.Client) (int, error) {
 	n := 0
 	var errs []error
-	for _, kind := range workload.Kinds() {
-		if _, ok := kind.(*batchv1.Job); ok {
-			continue // never patched: its pod template is immutable
-		}
-		gvk, err := c.GroupVersionKindFor(kind)
+	for _, kind := range workload.PatchableKinds() {
+		list, err := workload.NewList(c.Scheme(), kind)
 		if err != nil {
 			return n, err
 		}
-		gvk.Kind += "List"
-		o, err := c.Scheme().New(gvk)
-		if err != nil {
-			return n, err
-		}
-		list := o.(client.ObjectList)
 		if err := c.List(ctx, list); err != nil {
-			errs = append(errs, fmt.Errorf("listing %s: %w", gvk.Kind, err))
+			errs = append(errs, fmt.Errorf("listing %T: %w", kind, err))
 			continue
 		}
 		_ = forEach(list, func(obj client.Object) error {

@@ -3,8 +3,6 @@ package patcher
 import (
 	"fmt"
 
-	batchv1 "k8s.io/api/batch/v1"
-
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -18,10 +16,7 @@ import (
 // (backups.SetupIndexes) first.
 func SetupAll(mgr ctrl.Manager, lookup *backups.Lookup, settings backups.SettingsFunc, rec events.EventRecorder) ([]*Reconciler, error) {
 	var out []*Reconciler
-	for _, k := range workload.Kinds() {
-		if _, ok := k.(*batchv1.Job); ok {
-			continue
-		}
+	for _, k := range workload.PatchableKinds() {
 		r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Kind: k, Lookup: lookup, Settings: settings, Recorder: rec}
 		if err := r.SetupWithManager(mgr); err != nil {
 			return nil, fmt.Errorf("setting up patcher for %T: %w", k, err)

@@ -100,7 +100,7 @@ func (r *Reconciler) Resync(ctx context.Context) {
 	}
 	for _, m := range r.Clusters.Members() {
 		for _, obj := range clusters.CachedKinds() {
-			list, err := listFor(m.Cluster.GetScheme(), obj)
+			list, err := workload.NewList(m.Cluster.GetScheme(), obj)
 			if err != nil {
 				continue
 			}
@@ -189,7 +189,7 @@ func (r *Reconciler) userIn(ctx context.Context, cfg *config.Config, m *clusters
 	u := &user{member: m}
 	c := m.Cluster.GetClient()
 	for _, kind := range workload.Kinds() {
-		list, err := listFor(m.Cluster.GetScheme(), kind)
+		list, err := workload.NewList(m.Cluster.GetScheme(), kind)
 		if err != nil {
 			return nil, err
 		}

@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
@@ -221,19 +220,6 @@ func cut(s string) string {
 		return s[:maxMessage] + "..."
 	}
 	return s
-}
-
-// listFor returns an empty list for obj's kind.
-func listFor(scheme *runtime.Scheme, obj client.Object) (client.ObjectList, error) {
-	gvk, err := apiutil.GVKForObject(obj, scheme)
-	if err != nil {
-		return nil, err
-	}
-	o, err := scheme.New(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-	if err != nil {
-		return nil, err
-	}
-	return o.(client.ObjectList), nil
 }
 
 // objects returns the items of list.
