@@ -3,14 +3,13 @@ module github.com/image-cloner/image-cloner
 go 1.26.0
 
 require (
+	github.com/distribution/reference v0.6.0
+	github.com/google/go-containerregistry/pkg/authn/kubernetes v0.0.0-20260224031529-85f2bf5f7303
 	k8s.io/apimachinery v0.36.3
 	sigs.k8s.io/controller-runtime v0.24.1
 )
 
-require (
-	github.com/google/go-containerregistry/pkg/authn/kubernetes v0.0.0-20260224031529-85f2bf5f7303 // indirect
-	gotest.tools/v3 v3.5.2 // indirect
-)
+require gotest.tools/v3 v3.5.2 // indirect
 
 require (
 	github.com/BurntSushi/toml v1.4.0

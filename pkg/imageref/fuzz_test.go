@@ -33,8 +33,8 @@ func FuzzParse(f *testing.F) {
 		if ref.Registry == "" || ref.Repository == "" || (ref.Tag == "" && ref.Digest == "") {
 			t.Fatalf("Parse(%q) = %#v, which names nothing", s, ref)
 		}
-		if len(ref.Name()) > maxNameLength {
-			t.Fatalf("Parse(%q) = %#v, a name longer than %d", s, ref, maxNameLength)
+		if len(ref.Repository) > maxNameLength {
+			t.Fatalf("Parse(%q) = %#v, a repository path longer than %d", s, ref, maxNameLength)
 		}
 		again, err := Parse(ref.String())
 		if err != nil {

@@ -12,7 +12,9 @@ import (
 
 const (
 	// maxNameLength is distribution's RepositoryNameTotalLengthMax: the
-	// longest name, registry included, that a reference may have.
+	// longest repository path (the registry is not counted) a reference may
+	// have. Backup names keep to it with the registry included (Namer), which
+	// every registry accepts.
 	maxNameLength = 255
 
 	// maxTagLength is the longest tag: `[\w][\w.-]{0,127}`.
@@ -143,9 +145,10 @@ func isIPv6(s string) bool {
 
 // looksLikeDomain is distribution's rule for telling a registry host from the
 // first path component of a Docker Hub name: it contains a '.' or a ':' (an
-// IPv6 address always has a ':') or is "localhost".
+// IPv6 address always has a ':'), is "localhost", or has an upper-case
+// letter (a path never has one, so "LOCALDOMAIN/app" names host LOCALDOMAIN).
 func looksLikeDomain(s string) bool {
-	return s == "localhost" || strings.ContainsAny(s, ".:")
+	return s == "localhost" || strings.ContainsAny(s, ".:") || strings.ToLower(s) != s
 }
 
 // isTag reports whether s matches `[\w][\w.-]{0,127}`.

@@ -212,7 +212,7 @@ func (n *Namer) base() string {
 // flat returns the single path component a source gets in the Flat scheme.
 func (n *Namer) flat(src Reference) string {
 	readable := flatReadable(src)
-	if !strings.Contains(src.Name(), "_") && !strings.Contains(src.Registry, ":") && len(readable) <= n.budget {
+	if !strings.Contains(src.Name(), "_") && !strings.Contains(src.Registry, ":") && !hasUpper(src.Registry) && len(readable) <= n.budget {
 		return readable
 	}
 	return hashedComponent(readable, src, n.budget)
@@ -220,7 +220,7 @@ func (n *Namer) flat(src Reference) string {
 
 // nested returns the path a source gets in the Nested scheme.
 func (n *Namer) nested(src Reference) string {
-	if !strings.HasPrefix(src.Registry, "[") {
+	if !strings.HasPrefix(src.Registry, "[") && !hasUpper(src.Registry) {
 		p := strings.Replace(src.Registry, ":", "_", 1) + "/" + src.Repository
 		if len(p) <= n.budget {
 			return p
@@ -228,6 +228,11 @@ func (n *Namer) nested(src Reference) string {
 	}
 	return hashedComponent(flatReadable(src), src, n.budget)
 }
+
+// hasUpper reports whether s has an upper-case letter: a registry such as
+// "Docker" that only its case marks as a host, which a backup name, always
+// lowercase, cannot carry readably without meeting "docker".
+func hasUpper(s string) bool { return strings.ToLower(s) != s }
 
 func flatReadable(src Reference) string {
 	return src.Registry + "_" + strings.ReplaceAll(src.Repository, "/", "_")

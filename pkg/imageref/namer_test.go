@@ -388,3 +388,33 @@ func TestBackupTag_isInjectiveAndAvoidsDigestTags(t *testing.T) {
 		t.Errorf("DigestTag = %q", got)
 	}
 }
+
+// A registry that only its upper case marks as a host cannot be carried in a lowercase
+// backup name readably: "Docker/docker" would meet "docker.io/docker/docker"'s neighbours or
+// "DOCKER/docker". It is hashed, and the two never meet.
+func TestNamer_Backup_upperCaseRegistriesAreHashed(t *testing.T) {
+	for _, scheme := range []Scheme{Flat, Nested} {
+		n, err := NewNamer("quay.io/acme", scheme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]string{}
+		for _, s := range []string{"Docker/docker", "DOCKER/docker", "LOCALDOMAIN/fooo", "localdomain.example/fooo"} {
+			src, err := Parse(s)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", s, err)
+			}
+			b, err := n.Backup(src)
+			if err != nil {
+				t.Fatalf("%s Backup(%s): %v", scheme, src, err)
+			}
+			if again, err := Parse(b.String()); err != nil || again != b {
+				t.Fatalf("%s Backup(%s) = %s does not parse back: %v", scheme, src, b, err)
+			}
+			if other, dup := seen[b.Repository]; dup {
+				t.Fatalf("%s: %s and %s share backup repository %s", scheme, s, other, b.Repository)
+			}
+			seen[b.Repository] = s
+		}
+	}
+}

@@ -36,7 +36,8 @@ var ErrInvalidReference = errors.New("invalid image reference")
 // "index.docker.io/library/nginx:latest") parse to equal values, so a
 // Reference can be compared with == and used as a map key.
 type Reference struct {
-	// Registry is the canonical, lowercase host[:port]. Docker Hub's aliases
+	// Registry is the canonical host[:port], lowercase but for a host that
+	// only its upper case marks as one ("Docker/docker"). Docker Hub's aliases
 	// and the empty host all become "docker.io".
 	Registry string
 	// Repository is the path inside the registry, e.g. "library/nginx".
@@ -91,9 +92,15 @@ func Parse(s string) (Reference, error) {
 	if registry == "" {
 		registry = DockerHub
 	} else {
-		// Host names are case-insensitive, and the backup naming can only
-		// carry lowercase, so the canonical host is lowercase.
-		registry = strings.ToLower(registry)
+		// Host names are case-insensitive, so the canonical host is
+		// lowercase, as backups can only carry lowercase. Deliberately unlike
+		// distribution, which keeps the case as written. A host that is a host
+		// only because of its upper case ("Docker/docker") keeps it, or its
+		// canonical form would read as a Docker Hub path; Namer hashes such
+		// names.
+		if lower := strings.ToLower(registry); looksLikeDomain(lower) {
+			registry = lower
+		}
 		if !isDomain(registry) {
 			return Reference{}, invalid(s, fmt.Sprintf("registry %q must be a host name, IPv4 or [IPv6] address with an optional :port", registry))
 		}
@@ -109,8 +116,10 @@ func Parse(s string) (Reference, error) {
 	}
 	ref.Registry, ref.Repository = registry, repository
 
-	if n := len(ref.Name()); n > maxNameLength {
-		return Reference{}, invalid(s, fmt.Sprintf("its name (registry/repository) is %d characters long, the limit is %d", n, maxNameLength))
+	// distribution limits the path, not host plus path: the kubelet pulls a
+	// 255-character path on a long host, so it must be backed up too.
+	if n := len(ref.Repository); n > maxNameLength {
+		return Reference{}, invalid(s, fmt.Sprintf("its repository path is %d characters long, the limit is %d", n, maxNameLength))
 	}
 	return ref, nil
 }

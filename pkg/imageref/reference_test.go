@@ -51,7 +51,13 @@ func TestParse_acceptsWhatAPodSpecCanHold(t *testing.T) {
 		{"quay.io/a/b@" + dig512, Reference{"quay.io", "a/b", "", dig512}},
 		{"nginx:_x" + strings.Repeat("a", 126), Reference{"docker.io", "library/nginx", "_x" + strings.Repeat("a", 126), ""}},
 		// The limit is on the canonical name, registry included.
-		{strings.Repeat("a", 255-len("docker.io/library/")), Reference{"docker.io", "library/" + strings.Repeat("a", 237), "latest", ""}},
+		{strings.Repeat("a", 255-len("library/")), Reference{"docker.io", "library/" + strings.Repeat("a", 247), "latest", ""}},
+		// distribution limits the path, not host plus path; an upper-case first component is
+		// a host, lowercased here.
+		{"ghcr.io/" + strings.Repeat("a", 255), Reference{"ghcr.io", strings.Repeat("a", 255), "latest", ""}},
+		{"LOCALDOMAIN/fooo", Reference{"LOCALDOMAIN", "fooo", "latest", ""}},
+		{"Docker/docker:1", Reference{"Docker", "docker", "1", ""}},
+		{"Quay.IO/app", Reference{"quay.io", "app", "latest", ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -74,7 +80,8 @@ func TestParse_rejectsWithTheInputAndAReason(t *testing.T) {
 	}{
 		{"", "reference is empty"},
 		{"Nginx", "repository must be lowercase"},
-		{"Foo/bar", "repository must be lowercase"},
+		{"foo/Bar", "repository must be lowercase"},
+		{"Foo/Bar", "repository must be lowercase"},
 		{"ghcr.io/Org/app", "repository must be lowercase"},
 		{" nginx", "whitespace"},
 		{"nginx ", "whitespace"},
@@ -115,8 +122,8 @@ func TestParse_rejectsWithTheInputAndAReason(t *testing.T) {
 		{"[::g]/a", `registry "[::g]"`},
 		{"[]:5000/a", `registry "[]:5000"`},
 		{"host_name.io/a", `registry "host_name.io"`},
-		{strings.Repeat("a", 256-len("docker.io/library/")), "the limit is 255"},
-		{"ghcr.io/" + strings.Repeat("a/", 124) + "aa", "the limit is 255"},
+		{strings.Repeat("a", 256-len("library/")), "the limit is 255"},
+		{"ghcr.io/" + strings.Repeat("a/", 127) + "aa", "the limit is 255"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
