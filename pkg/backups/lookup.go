@@ -70,6 +70,9 @@ type Decision struct {
 	ObjectName string
 	// IsBackup is true when Image already is a backup: nothing to do.
 	IsBackup bool
+	// Ignored is true when Image matches IMAGES_TO_IGNORE: it is never copied, rewritten nor
+	// denied.
+	Ignored bool
 	// Target is the backup reference to use instead of Image; empty unless its ClonedImage is
 	// Ready.
 	Target string
@@ -77,9 +80,9 @@ type Decision struct {
 	Cloned *apiv1.ClonedImage
 }
 
-// BackedUp reports whether a workload may keep or get this image: it already is a backup, or
-// it has a Ready one.
-func (d Decision) BackedUp() bool { return d.IsBackup || d.Target != "" }
+// BackedUp reports whether a workload may keep or get this image: it already is a backup, it
+// has a Ready one, or it is ignored.
+func (d Decision) BackedUp() bool { return d.IsBackup || d.Target != "" || d.Ignored }
 
 // Lookup answers Decisions from a reader, normally the manager's cache with SetupIndexes.
 type Lookup struct {
@@ -96,6 +99,10 @@ func (l *Lookup) Decide(ctx context.Context, s *Settings, image string) (Decisio
 	d := Decision{Image: image, Source: ref.String(), ObjectName: imageref.ObjectName(ref)}
 	if s.Namer != nil && s.Namer.IsBackup(ref) {
 		d.IsBackup = true
+		return d, nil
+	}
+	if s.ImageIgnored(d.Source) {
+		d.Ignored = true
 		return d, nil
 	}
 	var byBackup apiv1.ClonedImageList

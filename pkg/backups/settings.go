@@ -3,6 +3,7 @@ package backups
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +53,19 @@ type Settings struct {
 	RewriteMode RewriteMode
 	// Namer, when BACKUP_REGISTRY is set, recognises references under the backup registry.
 	Namer *imageref.Namer
+	// ImagePatterns are IMAGES_TO_IGNORE's patterns, compiled (config.MatchesAny).
+	ImagePatterns []*regexp.Regexp
+}
+
+// ImageIgnored reports whether the canonical reference source matches IMAGES_TO_IGNORE.
+func (s *Settings) ImageIgnored(source string) bool {
+	return config.MatchesAny(s.ImagePatterns, source)
+}
+
+// OptedOut reports whether obj, a workload or a Pod, carries the opt-out label
+// (image-cloner.io/ignore=true).
+func OptedOut(obj client.Object) bool {
+	return obj.GetLabels()[apiv1.IgnoreLabel] == apiv1.IgnoreValue
 }
 
 // SettingsFunc returns the current settings; the agent reads its ConfigMap through its cache,
@@ -88,6 +102,7 @@ func FromConfig(c *config.Config) *Settings {
 		WebhookMode:       Warn,
 		RewriteMode:       RewriteWorkload,
 		Namer:             c.Namer,
+		ImagePatterns:     c.ImagePatterns(),
 	}
 	if c.WebhookMode == config.WebhookEnforce {
 		s.WebhookMode = Enforce

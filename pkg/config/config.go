@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +29,7 @@ const (
 	KeyRegistriesToIgnore      = "REGISTRIES_TO_IGNORE"
 	KeyWebhookMode             = "WEBHOOK_MODE"
 	KeyRewriteMode             = "REWRITE_MODE"
+	KeyImagesToIgnore          = "IMAGES_TO_IGNORE"
 )
 
 // Defaults of the optional keys.
@@ -96,6 +99,9 @@ type Config struct {
 	// RegistriesToIgnore is the sorted set of canonical registry hosts whose images are never
 	// copied.
 	RegistriesToIgnore []string
+	// ImagesToIgnore are the image patterns never copied nor rewritten (IMAGES_TO_IGNORE), as
+	// given; ImageIgnored matches them.
+	ImagesToIgnore []string
 	// WebhookMode and RewriteMode configure the agent.
 	WebhookMode WebhookMode
 	RewriteMode RewriteMode
@@ -104,13 +110,20 @@ type Config struct {
 	// Warnings are things that work but deserve a look, e.g. unknown keys (a typo leaves a
 	// setting at its default).
 	Warnings []string
+
+	imagePatterns []*regexp.Regexp
+	// values are the trimmed values of the known keys that were set, what Equal compares.
+	values map[string]string
 }
 
 var knownKeys = []string{
 	KeyBackupRegistry, KeyMaxConcurrentReconciles, KeyNamespacesToIgnore, KeyNamingScheme,
 	KeyPinDigest, KeyTagRefreshInterval, KeyVerifyInterval, KeyRegistriesToIgnore,
-	KeyWebhookMode, KeyRewriteMode,
+	KeyWebhookMode, KeyRewriteMode, KeyImagesToIgnore,
 }
+
+// Keys returns every key the ConfigMap may hold.
+func Keys() []string { return slices.Clone(knownKeys) }
 
 // Parse reads the data of ConfigMap image-cloner-configuration in namespace, the installation
 // namespace. It returns every problem at once, joined; each names the key, the ConfigMap and
@@ -167,6 +180,7 @@ func Parse(data map[string]string, namespace string) (*Config, error) {
 	c.TagRefreshInterval = p.duration(KeyTagRefreshInterval, DefaultTagRefreshInterval)
 	c.VerifyInterval = p.duration(KeyVerifyInterval, DefaultVerifyInterval)
 	c.RegistriesToIgnore = p.registries()
+	c.ImagesToIgnore, c.imagePatterns = p.imagePatterns()
 
 	c.WebhookMode = DefaultWebhookMode
 	if v, ok := p.get(KeyWebhookMode); ok && v != "" {
@@ -187,6 +201,12 @@ func Parse(data map[string]string, namespace string) (*Config, error) {
 		}
 	}
 
+	c.values = map[string]string{}
+	for _, k := range knownKeys {
+		if v, ok := p.get(k); ok && v != "" {
+			c.values[k] = v
+		}
+	}
 	for _, k := range sortedKeys(data) {
 		if !slices.Contains(knownKeys, k) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s has unknown key %s, which is ignored: known keys are %s", p.where, quote(k), strings.Join(knownKeys, ", ")))
@@ -196,6 +216,13 @@ func Parse(data map[string]string, namespace string) (*Config, error) {
 		return nil, errors.Join(p.errs...)
 	}
 	return c, nil
+}
+
+// Equal reports whether c and o were parsed from the same settings: the same installation
+// namespace and the same value for every known key. A change of any setting, including one
+// added to Config later, makes them differ.
+func (c *Config) Equal(o *Config) bool {
+	return c.Namespace == o.Namespace && maps.Equal(c.values, o.values)
 }
 
 // Ignored reports whether workloads in namespace are left alone.
@@ -210,6 +237,25 @@ func (c *Config) RegistryIgnored(registry string) bool {
 	_, found := slices.BinarySearch(c.RegistriesToIgnore, strings.ToLower(registry))
 	return found
 }
+
+// ImageIgnored reports whether the image with canonical reference ref (imageref's String, e.g.
+// "registry.k8s.io/pause:3.10") matches a pattern of IMAGES_TO_IGNORE.
+func (c *Config) ImageIgnored(ref string) bool {
+	return MatchesAny(c.imagePatterns, ref)
+}
+
+// MatchesAny reports whether ref matches one of patterns, as compiled for IMAGES_TO_IGNORE.
+func MatchesAny(patterns []*regexp.Regexp, ref string) bool {
+	for _, p := range patterns {
+		if p.MatchString(ref) {
+			return true
+		}
+	}
+	return false
+}
+
+// ImagePatterns compiles IMAGES_TO_IGNORE's patterns (as Config.ImagesToIgnore holds them).
+func (c *Config) ImagePatterns() []*regexp.Regexp { return c.imagePatterns }
 
 type parser struct {
 	data  map[string]string
@@ -292,6 +338,55 @@ func (p *parser) registries() []string {
 	}
 	slices.Sort(set)
 	return slices.Compact(set)
+}
+
+// imagePatterns reads IMAGES_TO_IGNORE: comma separated patterns matched against the whole
+// canonical reference (registry/repository:tag[@digest], as docker.io/library/nginx:1.25), in
+// which '*' stands for any run of characters, '/' included, and '?' for one. Patterns hold only
+// characters a reference may hold, besides those two.
+func (p *parser) imagePatterns() ([]string, []*regexp.Regexp) {
+	v, _ := p.get(KeyImagesToIgnore)
+	var given []string
+	var compiled []*regexp.Regexp
+	for _, pat := range splitList(v) {
+		if reason := checkImagePattern(pat); reason != "" {
+			p.errs = append(p.errs, fmt.Errorf("%s lists %s, which is not an image pattern (%s): fix it in %s to patterns like registry.k8s.io/* or */pause:*, comma separated", KeyImagesToIgnore, quote(pat), reason, p.where))
+			continue
+		}
+		var b strings.Builder
+		b.WriteString("^")
+		for _, r := range pat {
+			switch r {
+			case '*':
+				b.WriteString(".*")
+			case '?':
+				b.WriteString(".")
+			default:
+				b.WriteString(regexp.QuoteMeta(string(r)))
+			}
+		}
+		b.WriteString("$")
+		given = append(given, pat)
+		compiled = append(compiled, regexp.MustCompile(b.String()))
+	}
+	return given, compiled
+}
+
+// checkImagePattern says why pat is not an IMAGES_TO_IGNORE pattern, or "".
+func checkImagePattern(pat string) string {
+	if strings.Trim(pat, "*?") == "" {
+		return "it would ignore every image: list the images to ignore instead"
+	}
+	for i := 0; i < len(pat); i++ {
+		c := pat[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("*?._-/:@[]", c) >= 0:
+		default:
+			return fmt.Sprintf("%q cannot appear in an image reference", c)
+		}
+	}
+	return ""
 }
 
 func splitList(v string) []string {

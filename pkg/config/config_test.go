@@ -156,3 +156,62 @@ func TestParse_unknownKeysWarn(t *testing.T) {
 	g.Expect(c.MaxConcurrentReconciles).To(Equal(5))
 	g.Expect(c.Warnings).To(ConsistOf(ContainSubstring(`unknown key "MAX_CONCURENT_RECONCILES"`)))
 }
+
+func TestParse_imagesToIgnore(t *testing.T) {
+	cfg, err := config.Parse(map[string]string{
+		config.KeyBackupRegistry:  "quay.io/acme",
+		config.KeyImagesToIgnore: "registry.k8s.io/*, */pause:*,docker.io/library/nginx:1.2?",
+	}, "image-cloner-system")
+	g := NewWithT(t)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cfg.ImagesToIgnore).To(Equal([]string{"registry.k8s.io/*", "*/pause:*", "docker.io/library/nginx:1.2?"}))
+	for ref, want := range map[string]bool{
+		"registry.k8s.io/kube-proxy:v1.36.3":            true,
+		"registry.k8s.io/sig-storage/csi-attacher:v4.8": true, // '*' crosses '/'
+		"quay.io/org/pause:3.10":                        true,
+		"docker.io/library/nginx:1.25":                  true,
+		"docker.io/library/nginx:1.250":                 false, // '?' is one character
+		"docker.io/library/nginx:latest":                false,
+		"ghcr.io/registry.k8s.io/x:1":                   false, // anchored at the start
+		"quay.io/org/pause-not:3.10":                    false,
+	} {
+		g.Expect(cfg.ImageIgnored(ref)).To(Equal(want), ref)
+	}
+
+	none, err := config.Parse(map[string]string{config.KeyBackupRegistry: "quay.io/acme"}, "image-cloner-system")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(none.ImageIgnored("registry.k8s.io/pause:3.10")).To(BeFalse())
+
+	for _, bad := range []string{"*", "**?", "registry.k8s.io/{a,b}", "nginx latest"} {
+		_, err := config.Parse(map[string]string{config.KeyBackupRegistry: "quay.io/acme", config.KeyImagesToIgnore: bad}, "image-cloner-system")
+		g.Expect(err).To(MatchError(ContainSubstring("IMAGES_TO_IGNORE lists")), bad)
+	}
+}
+
+func TestConfig_Equal_seesAChangeOfEverySetting(t *testing.T) {
+	base := map[string]string{config.KeyBackupRegistry: "quay.io/acme"}
+	parse := func(data map[string]string) *config.Config {
+		t.Helper()
+		c, err := config.Parse(data, "image-cloner-system")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := parse(base)
+	g := NewWithT(t)
+	g.Expect(a.Equal(parse(map[string]string{config.KeyBackupRegistry: " quay.io/acme ", "UNKNOWN": "x"}))).To(BeTrue(), "trimmed values and unknown keys change nothing")
+	values := map[string]string{
+		config.KeyBackupRegistry: "quay.io/other", config.KeyMaxConcurrentReconciles: "7", config.KeyNamespacesToIgnore: "a,b",
+		config.KeyNamingScheme: "nested", config.KeyPinDigest: "false", config.KeyTagRefreshInterval: "5m",
+		config.KeyVerifyInterval: "5m", config.KeyRegistriesToIgnore: "ghcr.io", config.KeyWebhookMode: "enforce",
+		config.KeyRewriteMode: "pod", config.KeyImagesToIgnore: "registry.k8s.io/*",
+	}
+	for key, v := range values {
+		data := map[string]string{config.KeyBackupRegistry: "quay.io/acme", key: v}
+		g.Expect(a.Equal(parse(data))).To(BeFalse(), "a change of %s", key)
+	}
+	for _, k := range config.Keys() {
+		g.Expect(values).To(HaveKey(k), "every key needs a case here")
+	}
+}

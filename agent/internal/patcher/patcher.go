@@ -128,7 +128,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if r.APIReader != nil {
 			reader = r.APIReader // any further attempt follows a conflict
 		}
-		if obj.GetDeletionTimestamp() != nil {
+		if obj.GetDeletionTimestamp() != nil || backups.OptedOut(obj) {
 			changed = nil
 			return nil
 		}

@@ -2,6 +2,7 @@ package patcher_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/image-cloner/image-cloner/agent/internal/patcher"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/backups"
+	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
@@ -202,6 +204,35 @@ func TestPatcher(t *testing.T) {
 		_, err = deployments.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(image(d, workload.Containers, "main")()).To(Equal("alpine:3.20"))
+	})
+
+	t.Run("leavesOptedOutWorkloadsAndIgnoredImagesAlone", func(t *testing.T) {
+		g := NewWithT(t)
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		conf, err := config.Parse(map[string]string{config.KeyBackupRegistry: backupRegistry, config.KeyImagesToIgnore: "docker.io/library/memcached:*"}, apiv1.DefaultNamespace)
+		g.Expect(err).NotTo(HaveOccurred())
+		cfg.set(func(s *backups.Settings) { s.ImagePatterns = conf.ImagePatterns() })
+		defer cfg.set(func(s *backups.Settings) { s.ImagePatterns = nil })
+		for _, img := range []string{"redis:7", "memcached:1.6"} {
+			_, err = agenttest.ClonedImage(ctx, c, img, apiv1.PhaseReady, backupRegistry+"/docker.io_library_"+strings.Split(img, ":")[0]+":"+strings.Split(img, ":")[1])
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		optedOut := agenttest.Deployment(ns, "opted-out", "redis:7", "redis:7")
+		optedOut.Labels = map[string]string{apiv1.IgnoreLabel: apiv1.IgnoreValue}
+		ignored := agenttest.Deployment(ns, "ignored-image", "memcached:1.6", "memcached:1.6")
+		control := agenttest.Deployment(ns, "control", "redis:7", "redis:7")
+		for _, d := range []*appsv1.Deployment{optedOut, ignored, control} {
+			g.Expect(c.Create(ctx, d)).To(Succeed())
+			g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
+				return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
+			})).To(Succeed())
+			_, err = deployments.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		g.Expect(image(optedOut, workload.Containers, "main")()).To(Equal("redis:7"))
+		g.Expect(image(ignored, workload.Containers, "main")()).To(Equal("memcached:1.6"))
+		waitImage(g, control, workload.Containers, "main", backupRegistry+"/docker.io_library_redis:7")
 	})
 
 	t.Run("leavesWorkloadsAloneInPodMode", func(t *testing.T) {

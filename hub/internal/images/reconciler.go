@@ -139,7 +139,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// The request's logger carries the controller's name and the reconcileID.
 	log := ctrl.LoggerFrom(ctx).WithValues("image", req.Name)
 	ctx = logr.NewContext(ctx, log)
-	if cfg.Namer.IsBackup(src) || cfg.RegistryIgnored(src.Registry) {
+	if cfg.Namer.IsBackup(src) || cfg.RegistryIgnored(src.Registry) || cfg.ImageIgnored(src.String()) {
 		return ctrl.Result{}, nil
 	}
 	// A member whose cache cannot be read right now (it is disconnecting) must not hold up the
@@ -197,7 +197,7 @@ func (r *Reconciler) userIn(ctx context.Context, cfg *config.Config, m *clusters
 			return nil, err
 		}
 		for _, o := range objects(list) {
-			if !cfg.Ignored(o.GetNamespace()) {
+			if !cfg.Ignored(o.GetNamespace()) && o.GetLabels()[v1alpha1.IgnoreLabel] != v1alpha1.IgnoreValue {
 				u.workloads = append(u.workloads, o)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -54,6 +55,7 @@ func TestMain(m *testing.M) {
 		config.KeyBackupRegistry:     "backup.example/acme",
 		config.KeyTagRefreshInterval: "1s",
 		config.KeyVerifyInterval:     "1s",
+		config.KeyImagesToIgnore:     "registry.example/ignored/*",
 	}, v1alpha1.DefaultNamespace)
 	if err != nil {
 		t.Fatalf("configuration: %v", err)
@@ -126,6 +128,16 @@ func (c *scriptedCopier) Copy(_ context.Context, src, dst name.Reference) (mirro
 	return s.res, s.err
 }
 
+func (c *scriptedCopier) callsFor(src string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ref, err := name.ParseReference(src)
+	if err != nil {
+		return -1
+	}
+	return c.calls[ref.String()]
+}
+
 func (c *scriptedCopier) Present(_ context.Context, dst name.Reference, digest v1.Hash) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -151,20 +163,25 @@ func digestOf(s string) v1.Hash {
 	return h
 }
 
-func useImage(t *testing.T, image string) {
+func useImage(t *testing.T, image string) { useImages(t, nil, image) }
+
+// useImages creates a Deployment with labels whose containers run images.
+func useImages(t *testing.T, labels map[string]string, images ...string) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "test-"}}
 	c := suite.cluster.Client
 	NewWithT(t).Expect(c.Create(t.Context(), ns)).To(Succeed())
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web", Labels: labels},
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}},
 			},
 		},
+	}
+	for i, image := range images {
+		d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i), Image: image})
 	}
 	NewWithT(t).Expect(c.Create(t.Context(), d)).To(Succeed())
 }
@@ -246,4 +263,26 @@ func TestBackUp_sourceGoneKeepsOnlyAnIntactBackupReady(t *testing.T) {
 	suite.copier.prune(ci.Status.Backup)
 	ci = waitFor(t, image, "Failed", func(ci *v1alpha1.ClonedImage) bool { return ci.Status.Phase == v1alpha1.PhaseFailed })
 	g.Expect(readyReason(ci)).To(Equal(v1alpha1.ReasonSourceNotFound))
+}
+
+// Images matching IMAGES_TO_IGNORE, and workloads labelled image-cloner.io/ignore=true, get no
+// copy; the same Deployment's other image (the control) does.
+func TestBackUp_leavesIgnoredImagesAndOptedOutWorkloadsAlone(t *testing.T) {
+	g := NewWithT(t)
+	ignored, control := "registry.example/ignored/app:1", "registry.example/filters/control:1"
+	optedOut := "registry.example/filters/opted-out:1"
+	for _, image := range []string{ignored, control, optedOut} {
+		suite.copier.set(image, step{res: mirror.Result{Digest: digestOf(image)}})
+	}
+	useImages(t, map[string]string{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue}, optedOut)
+	useImages(t, nil, ignored, control)
+	waitFor(t, control, "Ready", func(ci *v1alpha1.ClonedImage) bool { return ci.IsReady() })
+
+	for _, image := range []string{ignored, optedOut} {
+		ref, err := imageref.Parse(image)
+		g.Expect(err).NotTo(HaveOccurred())
+		err = suite.cluster.Client.Get(t.Context(), client.ObjectKey{Name: imageref.ObjectName(ref)}, &v1alpha1.ClonedImage{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%s got a ClonedImage: %v", image, err)
+		g.Expect(suite.copier.callsFor(image)).To(BeZero(), "%s was copied", image)
+	}
 }

@@ -150,7 +150,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 			r.syncPullSecret(ctx, mem)
 		}
 	}
-	if (rebuild || oldCfg == nil || !sameConfig(oldCfg, cfg)) && r.OnChange != nil {
+	if (rebuild || oldCfg == nil || !oldCfg.Equal(cfg)) && r.OnChange != nil {
 		r.OnChange(ctx)
 	}
 	return ctrl.Result{}, nil
@@ -190,10 +190,6 @@ func (r *Reconciler) newMirror(cfg *config.Config, creds *config.Credentials) (*
 	return mirror.New(opts...)
 }
 
-func sameConfig(a, b *config.Config) bool {
-	return fmt.Sprint(a.BackupRegistry, a.NamingScheme, a.IgnoredNamespaces, a.RegistriesToIgnore, a.TagRefreshInterval, a.VerifyInterval) ==
-		fmt.Sprint(b.BackupRegistry, b.NamingScheme, b.IgnoredNamespaces, b.RegistriesToIgnore, b.TagRefreshInterval, b.VerifyInterval)
-}
 
 // Prepare implements clusters.Listener.
 func (r *Reconciler) Prepare(cluster.Cluster) error { return nil }

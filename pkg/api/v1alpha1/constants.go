@@ -22,6 +22,11 @@ const (
 	ValidateBackupsLabel    = "validate-backups.image-cloner.io"
 	ValidateBackupsDisabled = "disable"
 
+	// IgnoreLabel on a workload or a Pod, with value IgnoreValue, opts it out: its images are
+	// not copied for it, it is not patched, and the webhooks neither rewrite nor deny it.
+	IgnoreLabel = "image-cloner.io/ignore"
+	IgnoreValue = "true"
+
 	// ManagedByLabel marks objects image-cloner created, so uninstall can find them.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedByValue = "image-cloner"
