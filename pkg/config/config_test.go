@@ -159,7 +159,7 @@ func TestParse_unknownKeysWarn(t *testing.T) {
 
 func TestParse_imagesToIgnore(t *testing.T) {
 	cfg, err := config.Parse(map[string]string{
-		config.KeyBackupRegistry:  "quay.io/acme",
+		config.KeyBackupRegistry: "quay.io/acme",
 		config.KeyImagesToIgnore: "registry.k8s.io/*, */pause:*,docker.io/library/nginx:1.2?",
 	}, "image-cloner-system")
 	g := NewWithT(t)

@@ -190,7 +190,6 @@ func (r *Reconciler) newMirror(cfg *config.Config, creds *config.Credentials) (*
 	return mirror.New(opts...)
 }
 
-
 // Prepare implements clusters.Listener.
 func (r *Reconciler) Prepare(cluster.Cluster) error { return nil }
 
