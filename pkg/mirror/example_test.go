@@ -3,6 +3,8 @@ package mirror_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net/http/httptest"
 	"strings"
 
@@ -17,9 +19,9 @@ import (
 // Copy backs an image up once; asking again is answered from memory.
 func ExampleMirror_Copy() {
 	ctx := context.Background()
-	src := httptest.NewServer(registry.New())
+	src := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer src.Close()
-	dst := httptest.NewServer(registry.New())
+	dst := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer dst.Close()
 	host := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
@@ -53,7 +55,7 @@ func ExampleMirror_Copy() {
 // Classify and SideOf tell what to do about an error, and whose registry to look at.
 func ExampleSideOf() {
 	ctx := context.Background()
-	reg := httptest.NewServer(registry.New())
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer reg.Close()
 	host := strings.TrimPrefix(reg.URL, "http://")
 
