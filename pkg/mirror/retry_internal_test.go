@@ -233,11 +233,13 @@ func TestRetryWholeUpload_onlyForWhatTheTransportCannotReplay(t *testing.T) {
 
 func TestTimeoutTransport_cancelsAStalledRequestOnly(t *testing.T) {
 	g := NewWithT(t)
-	// A body that trickles a byte every 10ms for 100ms is not stalled with a 40ms timeout.
+	// A body that trickles a byte every 10ms for 300ms is not stalled with a 200ms timeout:
+	// without the progress resetting the watchdog it would be, and a gap would have to be
+	// delayed 190ms by the scheduler to fire it (a 40ms timeout fired on a loaded machine).
 	slow := roundTripper(func(req *http.Request) (*http.Response, error) {
 		pr, pw := io.Pipe()
 		go func() {
-			for range 10 {
+			for range 30 {
 				select {
 				case <-req.Context().Done():
 					pw.CloseWithError(req.Context().Err())
@@ -250,13 +252,13 @@ func TestTimeoutTransport_cancelsAStalledRequestOnly(t *testing.T) {
 		}()
 		return &http.Response{StatusCode: 200, Body: pr}, nil
 	})
-	tt := &timeoutTransport{inner: slow, timeout: 40 * time.Millisecond}
+	tt := &timeoutTransport{inner: slow, timeout: 200 * time.Millisecond}
 	req, _ := http.NewRequest(http.MethodGet, "http://registry.test/v2/x/blobs/sha256:1", nil)
 	resp, err := tt.RoundTrip(req)
 	g.Expect(err).NotTo(HaveOccurred())
 	b, err := io.ReadAll(resp.Body)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(b).To(HaveLen(10))
+	g.Expect(b).To(HaveLen(30))
 	g.Expect(resp.Body.Close()).To(Succeed())
 
 	// A server that never answers is.
