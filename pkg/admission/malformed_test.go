@@ -51,7 +51,7 @@ func TestWebhooks_malformedWorkloads(t *testing.T) {
 		{name: "right-to-left override", req: req(t, admissionv1.Create, deploymentKind, deployment("nginx:1.25\u202e"), nil),
 			warns: []string{`image "nginx:1.25\u202e" is not a valid image reference`}},
 		{name: "10k characters", req: req(t, admissionv1.Create, deploymentKind, deployment(long), nil),
-			warns: []string{`aaaa"... is not a valid image reference (its name (registry/repository) is 10021 characters long, the limit is 255)`}},
+			warns: []string{`aaaa"... is not a valid image reference (its repository path is 10000 characters long, the limit is 255)`}},
 		{name: "empty image", req: req(t, admissionv1.Create, deploymentKind, deployment(""), nil)},
 		{name: "invalid next to a missing backup", req: req(t, admissionv1.Create, deploymentKind, deployment("NGINX", "redis:7"), nil),
 			code: http.StatusForbidden, says: `refused deployment apps/web: image "redis:7" has no backup yet`, warns: []string{`image "NGINX"`}},
