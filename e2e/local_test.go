@@ -51,7 +51,7 @@ func TestLocal(t *testing.T) {
 			Auth:      &authn.Basic{Username: e.Backup.Username, Password: e.Backup.Password},
 			Transport: e.Backup.Transport(),
 			ManifestPuts: func(repo string) (int, error) {
-				return e.Backup.CountRequests("PUT", "/v2/"+repo+"/manifests/")
+				return e.Backup.CountManifestPuts(repo)
 			},
 		},
 		BackupRegistry: e.BackupRegistry,

@@ -15,7 +15,9 @@ var manifestPath = regexp.MustCompile(`^/v2/(.+)/manifests/([^/?]+)$`)
 // copies counts the manifest PUTs the backup registry accepted (2xx) since Start, per
 // repository@digest: a PUT by digest for that digest, a PUT by tag for the digest the tag
 // names now. A refused PUT, or one that never reached the registry, landed nothing and is
-// not a copy; so a retry after such a PUT is the first copy, not a second.
+// not a copy; so a retry after such a PUT is the first copy, not a second. The PUT of a digest
+// tag (sha256-<hex>) that the copy engine adds beside a copy's own tag is part of that copy; it
+// counts only for a source pinned by digest alone, whose backup's only tag it is.
 func (w *Watcher) copies(ctx context.Context) (map[string]int, error) {
 	reqs, err := w.in.Requests()
 	if err != nil {
@@ -25,6 +27,7 @@ func (w *Watcher) copies(ctx context.Context) (map[string]int, error) {
 		reqs = reqs[w.start:]
 	}
 	out := map[string]int{}
+	digestTagged := map[string]int{}
 	tags := map[string]string{} // repository:tag -> digest
 	for _, q := range reqs {
 		if q.Method != "PUT" || q.Status < 200 || q.Status > 299 {
@@ -35,6 +38,10 @@ func (w *Watcher) copies(ctx context.Context) (map[string]int, error) {
 			continue
 		}
 		repo, reference := m[1], m[2]
+		if hex, ok := strings.CutPrefix(reference, "sha256-"); ok && len(hex) == 64 {
+			digestTagged[repo+"@sha256:"+hex]++
+			continue
+		}
 		digest := reference
 		if !strings.HasPrefix(reference, "sha256:") {
 			key := repo + ":" + reference
@@ -54,6 +61,11 @@ func (w *Watcher) copies(ctx context.Context) (map[string]int, error) {
 			digest = d
 		}
 		out[repo+"@"+digest]++
+	}
+	for k, n := range digestTagged {
+		if out[k] == 0 {
+			out[k] = n
+		}
 	}
 	return out, nil
 }

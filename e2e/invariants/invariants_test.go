@@ -78,6 +78,17 @@ func TestWatcher_reportsEachViolation(t *testing.T) {
 		t.Fatalf("pushing %s again: %v", twiceRef, err)
 	}
 
+	// A copy's digest tag (sha256-<hex>) beside its tag is one copy, not two.
+	_, anchoredRef := push("anchored:1")
+	anchored, err := remote.Image(anchoredRef, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchoredDigest := digestOf(t, anchored)
+	if err := remote.Put(anchoredRef.Context().Tag("sha256-"+strings.TrimPrefix(anchoredDigest, "sha256:")), anchored, opts...); err != nil {
+		t.Fatalf("tagging %s by digest: %v", anchoredRef, err)
+	}
+
 	// A manifest PUT the registry refuses landed nothing: not a copy.
 	refusedPut(t, reg.Host, "backup/refused", auth, reg.Transport())
 
@@ -156,7 +167,7 @@ func TestWatcher_reportsEachViolation(t *testing.T) {
 		}
 	}
 	for _, v := range report.Violations {
-		for _, innocent := range []string{"invariants/good", ciName(src("failed")), ciName(src("half")), "backup/present@"} {
+		for _, innocent := range []string{"invariants/good", ciName(src("failed")), ciName(src("half")), "backup/present@", "backup/anchored@"} {
 			if strings.Contains(v.Object, innocent) {
 				t.Errorf("violation reported for a correct object: %s", v)
 			}
@@ -164,6 +175,9 @@ func TestWatcher_reportsEachViolation(t *testing.T) {
 	}
 	if n := report.Copies[twiceRef.Context().RepositoryStr()+"@"+digestOf(t, twice)]; n != 2 {
 		t.Errorf("copies of twice:1 = %d, want 2 (copies: %v)", n, report.Copies)
+	}
+	if n := report.Copies[anchoredRef.Context().RepositoryStr()+"@"+anchoredDigest]; n != 1 {
+		t.Errorf("copies of anchored:1 = %d, want 1: its digest tag is part of the copy (copies: %v)", n, report.Copies)
 	}
 	for k := range report.Copies {
 		if strings.Contains(k, "backup/refused") {

@@ -361,6 +361,18 @@ next:
 	return n, nil
 }
 
+// CountManifestPuts counts the manifest PUTs into repository (a path, "backups/app") other
+// than those of digest tags (sha256-<hex>), which the copy engine adds beside each copy's own
+// tag: the copies, as a person counts them.
+func (r *Registry) CountManifestPuts(repository string) (int, error) {
+	all, err := r.CountRequests("PUT", "/v2/"+strings.TrimPrefix(repository, "/")+"/manifests/")
+	if err != nil {
+		return 0, err
+	}
+	anchors, err := r.CountRequests("PUT", "/v2/"+strings.TrimPrefix(repository, "/")+"/manifests/sha256-")
+	return all - anchors, err
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

@@ -61,7 +61,7 @@ func TestHub_copiesAnImageOnceForTheWholeFleet(t *testing.T) {
 	sharedBackup := waitPhase(t, m1, shared, v1alpha1.PhaseReady).Status.Backup
 	repo := sharedBackup[len(f.backup.Host):]
 	repo = repo[:len(repo)-len(":1.0")]
-	puts, err := f.backup.CountRequests("PUT", "/v2"+repo+"/manifests/")
+	puts, err := f.backup.CountManifestPuts(repo)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(puts).To(Equal(1), "manifest PUTs for %s", repo)
 	testenv.Report(t, "hub: image used in 2 members copied with %d manifest PUT", puts)
