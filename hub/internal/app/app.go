@@ -150,7 +150,7 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 		return nil, err
 	}
 	if o.LocalCluster {
-		reg.AddLocal(mgr.GetConfig())
+		reg.AddLocal(mgr.GetConfig(), o.Namespace)
 	}
 	h := &Hub{Manager: mgr, Clusters: reg, Metrics: m}
 	rateLimits := dashboard.NewRateLimits()

@@ -205,9 +205,10 @@ func (r *Registry) Start(ctx context.Context) error {
 // NeedLeaderElection implements manager.LeaderElectionRunnable: only the leader connects.
 func (r *Registry) NeedLeaderElection() bool { return true }
 
-// AddLocal registers the cluster cfg points at (the hub's own) as member LocalCluster.
-func (r *Registry) AddLocal(cfg *rest.Config) {
-	_ = r.connect(nil, &registration.Registration{Cluster: LocalCluster, Config: cfg}, "local") // the first registration: no duplicate
+// AddLocal registers the cluster cfg points at (the hub's own) as member LocalCluster, whose
+// agent runs in namespace (the hub's).
+func (r *Registry) AddLocal(cfg *rest.Config, namespace string) {
+	_ = r.connect(nil, &registration.Registration{Cluster: LocalCluster, Config: cfg, Namespace: namespace}, "local") // the first registration: no duplicate
 }
 
 // Members returns the Connected members, sorted by name.
