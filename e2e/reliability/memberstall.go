@@ -56,6 +56,7 @@ func MemberStallScenario(ctx context.Context, t *testing.T, in Input) {
 
 	proxy.Stall()
 	stalledAt := time.Now()
+	open := proxy.OpenAt(stalledAt)
 	// The first rollouts right away, before the hub can have noticed (its next probe).
 	firstShared := timeRollout(ctx, t, in, other, nsOther, "shared-0", shared[0])
 	firstNew := timeRollout(ctx, t, in, other, nsOther, "new-0", seed(t, in, "stall-new-0"))
@@ -65,6 +66,24 @@ func MemberStallScenario(ctx context.Context, t *testing.T, in Input) {
 	// Then more, while the member is still stalled.
 	laterShared := timeRollout(ctx, t, in, other, nsOther, "shared-1", shared[1])
 	laterNew := timeRollout(ctx, t, in, other, nsOther, "new-1", seed(t, in, "stall-new-1"))
+	converged := time.Now()
+	var dropped []string
+	for _, n := range open {
+		if c := proxy.ClosedAt(n); !c.IsZero() && c.Before(converged) {
+			dropped = append(dropped, seconds(c.Sub(stalledAt)))
+		}
+	}
+	// Without a bound of its own, a request to the stalled member ends only when client-go's
+	// HTTP/2 health check gives up on the connection (30 s without a frame, then a 15 s
+	// ping): the other member's rollouts then converge only once that connection is gone.
+	// With every call bounded they converge while it is still open. (An ordering of two
+	// events, not a time bound.)
+	if len(open) == 0 {
+		t.Fatalf("the hub had no connection to %s through the proxy when the stall began", stalled.Name)
+	}
+	if len(dropped) > 0 {
+		t.Errorf("the other member's rollouts converged only after the hub's connection to the stalled member was dropped (%v after the stall began, %d connection(s) open at the stall): they waited on a request to the stalled member that nothing bounded", dropped, len(open))
+	}
 
 	// Hold the stall until the hub disconnects the member (its probes fail FailureThreshold
 	// times in a row).

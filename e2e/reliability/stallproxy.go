@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // stallProxy is a TCP proxy in front of an API server (TLS passes through: the server's
@@ -21,6 +22,7 @@ type stallProxy struct {
 	resumed  chan struct{} // closed while not stalled
 	conns    map[net.Conn]bool
 	accepted int
+	closed   map[int]time.Time // by connection number (1-based, in order of acceptance)
 }
 
 // startStallProxy serves a stallProxy on 127.0.0.1 in front of target (host:port) until the
@@ -31,7 +33,7 @@ func startStallProxy(t *testing.T, target string) *stallProxy {
 	if err != nil {
 		t.Fatalf("listening for the stall proxy: %v", err)
 	}
-	p := &stallProxy{ln: ln, target: target, resumed: make(chan struct{}), conns: map[net.Conn]bool{}}
+	p := &stallProxy{ln: ln, target: target, resumed: make(chan struct{}), conns: map[net.Conn]bool{}, closed: map[int]time.Time{}}
 	close(p.resumed)
 	go p.serve()
 	t.Cleanup(p.close)
@@ -46,6 +48,27 @@ func (p *stallProxy) Accepted() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.accepted
+}
+
+// OpenAt returns the numbers of the connections open at t.
+func (p *stallProxy) OpenAt(t time.Time) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for n := 1; n <= p.accepted; n++ {
+		if c, ok := p.closed[n]; !ok || c.After(t) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ClosedAt returns when connection n ended (either side closed it, seen even while stalled),
+// zero while it is open.
+func (p *stallProxy) ClosedAt(n int) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed[n]
 }
 
 // Stall stops forwarding, on open connections and new ones.
@@ -91,13 +114,23 @@ func (p *stallProxy) serve() {
 		}
 		p.mu.Lock()
 		p.accepted++
+		n := p.accepted
 		p.conns[c] = true
 		p.mu.Unlock()
-		go p.handle(c)
+		go p.handle(n, c)
 	}
 }
 
-func (p *stallProxy) handle(client net.Conn) {
+// clientClosed records when the client closed connection n (the first time).
+func (p *stallProxy) clientClosed(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.closed[n]; !ok {
+		p.closed[n] = time.Now()
+	}
+}
+
+func (p *stallProxy) handle(n int, client net.Conn) {
 	done := make(chan struct{})
 	var once sync.Once
 	closeAll := func(conns ...net.Conn) {
@@ -106,10 +139,32 @@ func (p *stallProxy) handle(client net.Conn) {
 			_ = c.Close()
 		}
 	}
+	defer p.clientClosed(n)
 	defer func() {
 		p.mu.Lock()
 		delete(p.conns, client)
 		p.mu.Unlock()
+	}()
+	// Read the client while stalled (what it sends is held, not forwarded), so that its
+	// closing the connection is seen when it happens.
+	fromClient := make(chan []byte, 1024)
+	go func() {
+		defer close(fromClient)
+		for {
+			buf := make([]byte, 32*1024)
+			k, err := client.Read(buf)
+			if k > 0 {
+				select {
+				case fromClient <- buf[:k]:
+				case <-done:
+					return
+				}
+			}
+			if err != nil {
+				p.clientClosed(n)
+				return
+			}
+		}
 	}()
 	if !p.gate(done) {
 		return
@@ -129,17 +184,31 @@ func (p *stallProxy) handle(client net.Conn) {
 	}()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	pipe := func(dst, src net.Conn) {
+	// client -> server: what the reader above received, when not stalled.
+	go func() {
 		defer wg.Done()
-		defer closeAll(dst, src)
+		defer closeAll(server, client)
+		for b := range fromClient {
+			if !p.gate(done) {
+				return
+			}
+			if _, err := server.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	// server -> client.
+	go func() {
+		defer wg.Done()
+		defer closeAll(client, server)
 		buf := make([]byte, 32*1024)
 		for {
-			n, err := src.Read(buf)
-			if n > 0 {
+			k, err := server.Read(buf)
+			if k > 0 {
 				if !p.gate(done) {
 					return
 				}
-				if _, werr := dst.Write(buf[:n]); werr != nil {
+				if _, werr := client.Write(buf[:k]); werr != nil {
 					return
 				}
 			}
@@ -147,9 +216,7 @@ func (p *stallProxy) handle(client net.Conn) {
 				return // EOF or a closed connection: closeAll ends the other direction
 			}
 		}
-	}
-	go pipe(server, client)
-	go pipe(client, server)
+	}()
 	wg.Wait()
 }
 
