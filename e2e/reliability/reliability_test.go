@@ -84,6 +84,7 @@ func TestReliability(t *testing.T) {
 		{"MemberOutage", reliability.MemberOutageScenario},
 		{"HubKillMidCopy", reliability.HubKillScenario},
 		{"LeaderFailover", reliability.LeaderFailoverScenario},
+		{"MemberStall", reliability.MemberStallScenario},
 	} {
 		t.Run(s.name, func(t *testing.T) { s.run(ctx, t, in) })
 	}

@@ -139,6 +139,8 @@ func Register(ctx context.Context, opts Options) (*corev1.Secret, error) {
 		return nil, err
 	}
 	secret := registration.NewSecret(opts.Convention, opts.HubNamespace, opts.Name, kubeconfig)
+	// Where the Role lets the hub keep the pull-only Secret: the hub reads it from here.
+	secret.Annotations = map[string]string{registration.NamespaceAnnotation: opts.Namespace}
 	if _, err := registration.Parse(secret); err != nil {
 		return nil, fmt.Errorf("the minted kubeconfig does not parse: %w", err)
 	}
@@ -153,6 +155,12 @@ func Register(ctx context.Context, opts Options) (*corev1.Secret, error) {
 		}
 		for k, v := range want.Labels {
 			secret.Labels[k] = v
+		}
+		if secret.Annotations == nil {
+			secret.Annotations = map[string]string{}
+		}
+		for k, v := range want.Annotations {
+			secret.Annotations[k] = v
 		}
 		return nil
 	})

@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/cluster-api/util/kubeconfig"
 	capisecret "sigs.k8s.io/cluster-api/util/secret"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 )
 
 // Convention is how a registration Secret is laid out.
@@ -34,6 +36,10 @@ const (
 	ClusterLabel = "image-cloner.io/cluster"
 	// ClusterNameAnnotation overrides the cluster name of an image-cloner registration Secret.
 	ClusterNameAnnotation = "image-cloner.io/cluster-name"
+	// NamespaceAnnotation names the agent's namespace in the member, where the hub keeps the
+	// pull-only Secret; `hub register --namespace` writes it. Honoured in both conventions;
+	// without it, v1alpha1.DefaultNamespace (image-cloner-system).
+	NamespaceAnnotation = "image-cloner.io/agent-namespace"
 	// KubeconfigKey holds the kubeconfig in the image-cloner convention.
 	KubeconfigKey = "kubeconfig"
 	// CAPIClusterNameLabel and CAPISecretType are Cluster API's (cluster.x-k8s.io/v1beta2).
@@ -79,6 +85,9 @@ type Registration struct {
 	Convention Convention
 	// Config is built from the kubeconfig's current context; Host names the API server.
 	Config *rest.Config
+	// Namespace is the agent's namespace in the member (NamespaceAnnotation, default
+	// v1alpha1.DefaultNamespace).
+	Namespace string
 }
 
 // ErrNotRegistration is returned by Parse for a Secret in neither convention.
@@ -109,6 +118,13 @@ func Parse(s *corev1.Secret) (*Registration, error) {
 	if errs := validation.IsDNS1123Subdomain(cluster); len(errs) > 0 {
 		return nil, fmt.Errorf("%s: cluster name %s is not valid: %s", ref, quote(cluster), strings.Join(errs, "; "))
 	}
+	namespace := v1alpha1.DefaultNamespace
+	if v, ok := s.Annotations[NamespaceAnnotation]; ok {
+		if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
+			return nil, fmt.Errorf("%s: annotation %s %s is not a namespace name: %s", ref, NamespaceAnnotation, quote(v), strings.Join(errs, "; "))
+		}
+		namespace = v
+	}
 	data, ok := s.Data[key]
 	if !ok || len(data) == 0 {
 		return nil, fmt.Errorf("%s has no key %q: put the member's kubeconfig there (%s convention)", ref, key, conv)
@@ -120,7 +136,7 @@ func Parse(s *corev1.Secret) (*Registration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s key %q: %w", ref, key, err)
 	}
-	return &Registration{Cluster: cluster, Convention: conv, Config: cfg}, nil
+	return &Registration{Cluster: cluster, Convention: conv, Config: cfg, Namespace: namespace}, nil
 }
 
 func restConfig(data []byte) (*rest.Config, error) {

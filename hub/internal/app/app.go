@@ -1,5 +1,5 @@
 // Package app wires the hub together: a controller-runtime manager in the hub cluster with the
-// clusters, settings and images reconcilers, metrics, health checks and the dashboard.
+// clusters, settings, images and pullsecret reconcilers, metrics, health checks and the dashboard.
 // hub/main.go parses flags into Options and calls Run; tests call New and start the manager
 // themselves.
 package app
@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,7 @@ import (
 	"github.com/image-cloner/image-cloner/hub/internal/dashboard"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/hub/internal/metrics"
+	"github.com/image-cloner/image-cloner/hub/internal/pullsecret"
 	"github.com/image-cloner/image-cloner/hub/internal/settings"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
@@ -61,6 +63,9 @@ type Options struct {
 	// LogBuffer, when set, receives the hub's log entries for the dashboard's logs page (the
 	// hub tees Log into it); New makes one when the dashboard is enabled.
 	LogBuffer *dashboard.LogBuffer
+	// PullSecretBackoff is the first wait before handing a member the pull-only Secret again
+	// after a failure, doubling up to 5 minutes; default 2s.
+	PullSecretBackoff time.Duration
 	// SkipNameValidation lets several hubs run in one process (tests): controller-runtime
 	// otherwise refuses a second controller of the same name.
 	SkipNameValidation bool
@@ -145,7 +150,7 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 		return nil, err
 	}
 	if o.LocalCluster {
-		reg.AddLocal(mgr.GetConfig())
+		reg.AddLocal(mgr.GetConfig(), o.Namespace)
 	}
 	h := &Hub{Manager: mgr, Clusters: reg, Metrics: m}
 	rateLimits := dashboard.NewRateLimits()
@@ -153,7 +158,7 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 
 	h.Images = &images.Reconciler{Clusters: reg, Log: log.WithName("images"), Metrics: m.Images()}
 	h.Settings = &settings.Reconciler{
-		Client: mgr.GetClient(), Namespace: o.Namespace, PushSecret: o.PushSecret, Clusters: reg,
+		Client: mgr.GetClient(), Namespace: o.Namespace, PushSecret: o.PushSecret,
 		Recorder: recorder, Log: log.WithName("settings"),
 		MirrorOptions: append([]mirror.Option{mirror.WithObserver(metrics.Chain(metrics.Chain(m.Observer(), rateLimits.Observer()), o.Observer)), mirror.WithLogger(log.WithName("mirror"))}, o.MirrorOptions...),
 		OnChange:      func(ctx context.Context) { go h.Images.Resync(ctx) },
@@ -172,6 +177,9 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 		return nil, err
 	}
 	if err := h.Images.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := (&pullsecret.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Clusters: reg, BackoffInitial: o.PullSecretBackoff}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if dashboardOn {

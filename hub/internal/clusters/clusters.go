@@ -73,6 +73,9 @@ type Member struct {
 	Cluster cluster.Cluster
 	// Recorder records Events in the member, e.g. on a workload whose image cannot be copied.
 	Recorder events.EventRecorder
+	// Namespace is the agent's namespace in the member, as the registration says
+	// (registration.Registration.Namespace).
+	Namespace string
 }
 
 // Listener is told about members as they come and go. Its methods are called from the member's
@@ -89,6 +92,10 @@ type Listener interface {
 
 // Options tune connections. Zero values take the defaults.
 type Options struct {
+	// RequestTimeout bounds every request to a member (reads, writes, status patches,
+	// discovery) except its cache's watches; default 10s, like cluster-api's ClusterCache. A
+	// member whose request timed out is not sent further writes until it answers a probe.
+	RequestTimeout time.Duration
 	// QPS and Burst of each member's client. Default 20 and 30, like cluster-api's ClusterCache.
 	QPS   float32
 	Burst int
@@ -105,6 +112,9 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 10 * time.Second
+	}
 	if o.QPS == 0 {
 		o.QPS = 20
 	}
@@ -195,9 +205,10 @@ func (r *Registry) Start(ctx context.Context) error {
 // NeedLeaderElection implements manager.LeaderElectionRunnable: only the leader connects.
 func (r *Registry) NeedLeaderElection() bool { return true }
 
-// AddLocal registers the cluster cfg points at (the hub's own) as member LocalCluster.
-func (r *Registry) AddLocal(cfg *rest.Config) {
-	_ = r.connect(nil, &registration.Registration{Cluster: LocalCluster, Config: cfg}, "local") // the first registration: no duplicate
+// AddLocal registers the cluster cfg points at (the hub's own) as member LocalCluster, whose
+// agent runs in namespace (the hub's).
+func (r *Registry) AddLocal(cfg *rest.Config, namespace string) {
+	_ = r.connect(nil, &registration.Registration{Cluster: LocalCluster, Config: cfg, Namespace: namespace}, "local") // the first registration: no duplicate
 }
 
 // Members returns the Connected members, sorted by name.

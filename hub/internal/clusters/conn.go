@@ -31,6 +31,9 @@ func CachedKinds() []client.Object {
 	return append(workload.Kinds(), &v1alpha1.ClonedImage{})
 }
 
+// cacheRequestTimeout bounds the requests of a member's cache (its lists); see serve.
+const cacheRequestTimeout = 11 * time.Minute
+
 // conn is one member's connection, run by its own goroutine.
 type conn struct {
 	reg    *Registry
@@ -39,6 +42,8 @@ type conn struct {
 	name   string
 	hash   string
 	config *rest.Config
+	// namespace is the agent's in the member.
+	namespace string
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -53,8 +58,16 @@ func newConn(r *Registry, secret *corev1.Secret, reg *registration.Registration,
 	cfg := rest.CopyConfig(reg.Config)
 	cfg.QPS, cfg.Burst = r.opts.QPS, r.opts.Burst
 	cfg.UserAgent = "image-cloner-hub"
+	// Bounds every request of the member's clients: client-go sets it as the http.Client's
+	// Timeout, which covers the whole exchange, body included (the cache gets its own client,
+	// see serve).
+	cfg.Timeout = r.opts.RequestTimeout
+	namespace := reg.Namespace
+	if namespace == "" {
+		namespace = v1alpha1.DefaultNamespace
+	}
 	c := &conn{
-		reg: r, key: keyOf(secret), secret: secretRef(secret), name: reg.Cluster, hash: hash, config: cfg,
+		reg: r, key: keyOf(secret), secret: secretRef(secret), name: reg.Cluster, hash: hash, config: cfg, namespace: namespace,
 		done: make(chan struct{}),
 	}
 	now := time.Now()
@@ -179,14 +192,27 @@ func (c *conn) serve(ctx context.Context) (bool, error) {
 	if err := c.probe(ctx, httpClient); err != nil {
 		return false, err
 	}
+	// The cache's lists and watches need a client of their own: client-go applies the
+	// http.Client's Timeout to a watch's whole stream, so RequestTimeout would cut every watch
+	// after 10s. Like cluster-api's ClusterCache, the cache's client gets 11 minutes, which
+	// bounds a list without touching watches (the reflector asks the server to end each one
+	// within 5 to 10 minutes: client-go tools/cache/reflector.go, minWatchTimeout).
+	cacheConfig := rest.CopyConfig(c.config)
+	cacheConfig.Timeout = cacheRequestTimeout
+	cacheHTTPClient, err := rest.HTTPClientFor(cacheConfig)
+	if err != nil {
+		return false, fmt.Errorf("building a client from the kubeconfig: %w", err)
+	}
 	cl, err := cluster.New(c.config, func(o *cluster.Options) {
 		o.Scheme = c.reg.scheme
 		o.HTTPClient = httpClient
 		o.Logger = c.reg.log.WithValues("cluster", c.name)
 		o.Cache = cache.Options{
+			HTTPClient:                  cacheHTTPClient,
 			DefaultTransform:            cache.TransformStripManagedFields(),
 			ReaderFailOnMissingInformer: true,
 		}
+		o.NewCache = func(_ *rest.Config, opts cache.Options) (cache.Cache, error) { return cache.New(cacheConfig, opts) }
 		// Reads of kinds without an informer (the pull Secret) go to the API server; Secrets
 		// of members are never cached.
 		o.Client = client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
@@ -221,14 +247,20 @@ func (c *conn) serve(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("the member's workloads and ClonedImages could not be listed within %s", opts.SyncTimeout)
 	}
 
-	m := &Member{Name: c.name, Cluster: cl, Recorder: cl.GetEventRecorder("image-cloner-hub")}
+	// The member's context ends when it disconnects, with ErrDisconnected as its cause: every
+	// call still in flight on its clients is cancelled then.
+	hctx, hcancel := context.WithCancelCause(mctx)
+	defer hcancel(ErrDisconnected)
+	h := newHealth(hctx, c.name)
+	m := &Member{Name: c.name, Cluster: bindCluster(cl, h), Recorder: cl.GetEventRecorder("image-cloner-hub"), Namespace: c.namespace}
 	c.setMember(m)
 	c.setState(Connected, nil)
 	listeners := c.reg.listenersCopy()
 	for _, l := range listeners {
-		l.Connected(mctx, m)
+		l.Connected(hctx, m)
 	}
 	defer func() {
+		hcancel(ErrDisconnected)
 		c.setMember(nil)
 		for _, l := range listeners {
 			l.Disconnected(c.name)
@@ -246,13 +278,17 @@ func (c *conn) serve(ctx context.Context) (bool, error) {
 			cacheDone <- err // for the deferred wait
 			return true, fmt.Errorf("the member's cache stopped: %v", err)
 		case <-ticker.C:
+		case <-h.kick:
+			// A request timed out: find out now whether the member answers.
 		}
 		err := c.probe(ctx, httpClient)
 		if err == nil {
 			failures = 0
+			h.setStalled(nil)
 			continue
 		}
 		failures++
+		h.setStalled(err)
 		c.reg.log.V(1).Info("Member probe failed", "cluster", c.name, "failures", failures, "error", err.Error())
 		if failures >= opts.FailureThreshold {
 			return true, fmt.Errorf("%d probes in a row failed, disconnected: %w", failures, err)

@@ -13,6 +13,15 @@
 // /readyz; after FailureThreshold failures in a row it stops the cache, tells the Listeners, and
 // reconnects with exponential backoff, building a fresh cache (a stopped cache cannot restart).
 //
+// Every request to a member is bounded by RequestTimeout (rest.Config.Timeout, 10s by default),
+// except the cache's watches, whose client has 11 minutes: client-go applies the timeout to a
+// watch's whole stream, and the server ends each watch within 10 minutes anyway. A Member's
+// client and API reader are bound to the member: what is in flight is cancelled when it
+// disconnects (ErrDisconnected), and once one of its requests timed out or a probe failed,
+// writes and uncached reads fail at once (ErrNotAnswering) until a probe answers, so a member
+// that accepts connections but never answers costs the fleet one timeout, not one per call.
+// Reads of the cache are never refused: they do not wait on the member.
+//
 // What went wrong is reported three ways, without ever quoting a kubeconfig: a Warning Event on
 // the Secret (reason InvalidKubeconfig or Unreachable, once per change), a log line, and the
 // state returned by Snapshot, which the dashboard shows.

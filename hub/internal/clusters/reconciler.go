@@ -77,12 +77,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, nil
 }
 
-// hash identifies what a connection is made of: the cluster name and the kubeconfig's bytes.
-// Changing either (a rotated token, a new CA) reconnects; a change to the Secret's other
-// metadata does not.
+// hash identifies what a connection is made of: the cluster name, the agent's namespace and
+// the kubeconfig's bytes. Changing any (a rotated token, a new CA, the namespace the Role was
+// granted in) reconnects; a change to the Secret's other metadata does not.
 func hash(s *corev1.Secret, reg *registration.Registration) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", reg.Cluster, reg.Convention)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00", reg.Cluster, reg.Convention, reg.Namespace)
 	// Both conventions' keys: the one in use is the kubeconfig, the other is normally absent.
 	for _, k := range []string{registration.KubeconfigKey, "value"} {
 		fmt.Fprintf(h, "%d\x00", len(s.Data[k]))

@@ -66,7 +66,7 @@ func TestMain(m *testing.M) {
 		t.Fatalf("manager: %v", err)
 	}
 	reg := clusters.New(scheme, nil, logr.Discard(), clusters.Options{ProbeInterval: time.Second, BackoffInitial: 100 * time.Millisecond})
-	reg.AddLocal(c.Config)
+	reg.AddLocal(c.Config, v1alpha1.DefaultNamespace)
 	if err := mgr.Add(reg); err != nil {
 		t.Fatalf("adding the fleet: %v", err)
 	}

@@ -1,11 +1,11 @@
 // Package settings keeps the hub's configuration current: it reconciles the ConfigMap
 // image-cloner-configuration and the credential Secrets of the hub's namespace into a parsed
-// config.Config and a mirror.Mirror, rebuilt when the credentials or the copy bound change, and
-// hands the pull-only Secret to every member cluster. Push credentials never leave the hub.
+// config.Config and a mirror.Mirror, rebuilt when the credentials or the copy bound change. It
+// validates the pull-only Secret too; hub/internal/pullsecret hands it to the members. Push
+// credentials never leave the hub.
 package settings
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -20,12 +20,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
@@ -42,7 +40,6 @@ type Reconciler struct {
 	Client     client.Reader
 	Namespace  string
 	PushSecret string
-	Clusters   *clusters.Registry
 	Recorder   events.EventRecorder
 	Log        logr.Logger
 	// MirrorOptions are added to every Mirror built (observer, logger, transport ...).
@@ -54,7 +51,6 @@ type Reconciler struct {
 	cfg      *config.Config
 	mirror   *mirror.Mirror
 	mirrorID string // what the Mirror was built from
-	pull     []byte
 	err      error
 }
 
@@ -77,13 +73,11 @@ func (r *Reconciler) names() []string {
 	return []string{v1alpha1.ConfigMapName, config.LegacyDockerConfigMapName, r.PushSecret, v1alpha1.PullSecretName}
 }
 
-// SetupWithManager registers the Reconciler, and with the Registry to hand members the pull
-// Secret when they connect.
+// SetupWithManager registers the Reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Client == nil || r.Namespace == "" || r.PushSecret == "" || r.Clusters == nil {
-		return errors.New("settings.Reconciler needs Client, Namespace, PushSecret and Clusters")
+	if r.Client == nil || r.Namespace == "" || r.PushSecret == "" {
+		return errors.New("settings.Reconciler needs Client, Namespace and PushSecret")
 	}
-	r.Clusters.AddListener(r)
 	mine := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		if o.GetNamespace() != r.Namespace {
 			return false
@@ -129,7 +123,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	sum := sha256.Sum256(creds.Push) // what identifies the Mirror, without keeping a copy of the credentials
 	id := fmt.Sprintf("%d %x", cfg.MaxConcurrentReconciles, sum)
 	r.mu.Lock()
-	m, oldCfg, oldPull := r.mirror, r.cfg, r.pull
+	m, oldCfg := r.mirror, r.cfg
 	rebuild := m == nil || r.mirrorID != id
 	r.mu.Unlock()
 	if rebuild {
@@ -142,14 +136,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		}
 	}
 	r.mu.Lock()
-	r.cfg, r.mirror, r.mirrorID, r.pull, r.err = cfg, m, id, creds.Pull, nil
+	r.cfg, r.mirror, r.mirrorID, r.err = cfg, m, id, nil
 	r.mu.Unlock()
 	r.Log.Info("Configuration loaded", "backupRegistry", cfg.BackupRegistry, "maxConcurrentReconciles", cfg.MaxConcurrentReconciles, "ignoredNamespaces", cfg.IgnoredNamespaces, "pushCredentials", creds.PushSource)
-	if !bytes.Equal(oldPull, creds.Pull) {
-		for _, mem := range r.Clusters.Members() {
-			r.syncPullSecret(ctx, mem)
-		}
-	}
 	if (rebuild || oldCfg == nil || !oldCfg.Equal(cfg)) && r.OnChange != nil {
 		r.OnChange(ctx)
 	}
@@ -188,52 +177,4 @@ func (r *Reconciler) newMirror(cfg *config.Config, creds *config.Credentials) (*
 		opts = append(opts, mirror.WithTargetKeychain(kc), mirror.WithSourceKeychain(kc))
 	}
 	return mirror.New(opts...)
-}
-
-// Prepare implements clusters.Listener.
-func (r *Reconciler) Prepare(cluster.Cluster) error { return nil }
-
-// Connected implements clusters.Listener: the member gets the pull Secret.
-func (r *Reconciler) Connected(ctx context.Context, m *clusters.Member) {
-	go r.syncPullSecret(ctx, m)
-}
-
-// Disconnected implements clusters.Listener.
-func (r *Reconciler) Disconnected(string) {}
-
-// syncPullSecret makes the member's Secret v1alpha1.PullSecretName in the agent's namespace hold
-// the hub's pull-only credentials. Without pull credentials configured it leaves the member
-// alone (it never deletes what someone else may have put there).
-func (r *Reconciler) syncPullSecret(ctx context.Context, m *clusters.Member) {
-	r.mu.Lock()
-	pull := r.pull
-	r.mu.Unlock()
-	if pull == nil {
-		return
-	}
-	log := r.Log.WithValues("cluster", m.Name, "secret", v1alpha1.PullSecretName)
-	c := m.Cluster.GetClient() // Secrets are read from the API server, never cached
-	key := client.ObjectKey{Namespace: v1alpha1.DefaultNamespace, Name: v1alpha1.PullSecretName}
-	var s corev1.Secret
-	err := c.Get(ctx, key, &s)
-	switch {
-	case apierrors.IsNotFound(err):
-		s = corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}},
-			Type:       corev1.SecretTypeDockerConfigJson,
-			Data:       map[string][]byte{corev1.DockerConfigJsonKey: pull},
-		}
-		err = c.Create(ctx, &s)
-	case err == nil:
-		if bytes.Equal(s.Data[corev1.DockerConfigJsonKey], pull) && s.Type == corev1.SecretTypeDockerConfigJson {
-			return
-		}
-		s.Data = map[string][]byte{corev1.DockerConfigJsonKey: pull}
-		err = c.Update(ctx, &s)
-	}
-	if err != nil {
-		log.Error(err, "Handing the pull-only Secret to the member (is the agent installed, with its namespace?)", "namespace", key.Namespace)
-		return
-	}
-	log.Info("Pull-only Secret handed to the member", "namespace", key.Namespace)
 }
