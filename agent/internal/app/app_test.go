@@ -21,6 +21,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -557,6 +558,20 @@ func agentUser(ctx context.Context, g Gomega, cluster *testenv.Cluster, rbacPath
 		}
 	}
 	g.Expect(roles).To(Equal(2))
+	// The API server authorizes from a cache of the RBAC objects: wait until both bindings are
+	// in it, or the agent starts with its first requests forbidden.
+	for _, attrs := range []authorizationv1.ResourceAttributes{
+		{Verb: "list", Group: apiv1.GroupVersion.Group, Resource: "clonedimages"},            // ClusterRole
+		{Verb: "get", Resource: "configmaps", Namespace: agentNS, Name: apiv1.ConfigMapName}, // Role
+	} {
+		g.Expect(testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: &attrs}}
+			if err := cluster.Client.Create(ctx, sar); err != nil {
+				return false, err
+			}
+			return sar.Status.Allowed, nil
+		})).To(Succeed(), "the agent's RBAC never took effect for %+v", attrs)
+	}
 	u, err := cluster.Env.AddUser(envtest.User{Name: user}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	return u.Config()
