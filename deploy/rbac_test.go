@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +109,11 @@ func TestRBAC_leastPrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(ctx, t, hub.Client, render(t, filepath.Join("overlays", "hub")))
+	// The API server's authorizer works from a cache of the RBAC objects, which lags behind
+	// their creation: ask nothing before every binding of each identity is in it.
+	waitForBindings(ctx, t, member.Client, agentSA)
+	waitForBindings(ctx, t, member.Client, memberSA)
+	waitForBindings(ctx, t, hub.Client, memberSA)
 
 	workloads := []struct{ group, resource string }{
 		{"apps", "deployments"}, {"apps", "daemonsets"}, {"apps", "statefulsets"}, {"batch", "cronjobs"},
@@ -212,6 +219,7 @@ func TestRBAC_leastPrivilege(t *testing.T) {
 			t.Fatal(err)
 		}
 		admin := serviceAccount("default", "too-powerful")
+		waitForBindings(ctx, t, member.Client, admin)
 		if got := violations(ctx, t, member.Client, admin, forbiddenToAll); len(got) != len(forbiddenToAll) {
 			t.Errorf("cluster-admin: %d violations of %d forbidden requests, want all:\n%v", len(got), len(forbiddenToAll), got)
 		}
@@ -284,6 +292,117 @@ func TestRBAC_leastPrivilege(t *testing.T) {
 		expect("the agent marks a ClonedImage Ready", asAgent.Status().Update(ctx, ci), false)
 		expect("hub register's ServiceAccount marks a ClonedImage Ready", asHub.Status().Update(ctx, ci), true)
 	})
+}
+
+// waitForBindings waits until the API server's authorizer has every RoleBinding and
+// ClusterRoleBinding that names who (and the role each refers to): for each, a
+// SubjectAccessReview of one request its role's first rule grants must come back allowed. The
+// RBAC authorizer reads informer caches, so a binding just created is not in effect yet; asking
+// before is what made the cluster-admin control see 21 of 22 requests forbidden under load.
+func waitForBindings(ctx context.Context, t *testing.T, c client.Client, who identity) {
+	t.Helper()
+	type bound struct {
+		what  string
+		ns    string // "" for a ClusterRoleBinding
+		role  rbacv1.RoleRef
+		names []rbacv1.Subject
+	}
+	var all []bound
+	var crbs rbacv1.ClusterRoleBindingList
+	if err := c.List(ctx, &crbs); err != nil {
+		t.Fatalf("listing ClusterRoleBindings: %v", err)
+	}
+	for _, b := range crbs.Items {
+		all = append(all, bound{"ClusterRoleBinding " + b.Name, "", b.RoleRef, b.Subjects})
+	}
+	var rbs rbacv1.RoleBindingList
+	if err := c.List(ctx, &rbs); err != nil {
+		t.Fatalf("listing RoleBindings: %v", err)
+	}
+	for _, b := range rbs.Items {
+		all = append(all, bound{"RoleBinding " + b.Namespace + "/" + b.Name, b.Namespace, b.RoleRef, b.Subjects})
+	}
+	n := 0
+	for _, b := range all {
+		if !slices.ContainsFunc(b.names, who.is) {
+			continue
+		}
+		n++
+		rules, err := roleRules(ctx, c, b.ns, b.role)
+		if err != nil {
+			t.Fatalf("%s: %v", b.what, err)
+		}
+		if len(rules) == 0 {
+			continue // grants nothing: nothing to wait for
+		}
+		spec := grantedBy(rules[0], b.ns)
+		spec.User, spec.Groups = who.user, who.groups
+		reviews := 0
+		err = testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+			reviews++
+			sar := &authorizationv1.SubjectAccessReview{Spec: spec}
+			if err := c.Create(ctx, sar); err != nil {
+				return false, err
+			}
+			return sar.Status.Allowed, nil
+		})
+		if err != nil {
+			t.Fatalf("%s for %s never took effect: %v", b.what, who.name, err)
+		}
+		if reviews > 1 {
+			testenv.Report(t, "%s for %s took effect after %d reviews", b.what, who.name, reviews)
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no binding names %s", who.name)
+	}
+}
+
+// is reports whether subject s designates the identity.
+func (who identity) is(s rbacv1.Subject) bool {
+	switch s.Kind {
+	case rbacv1.ServiceAccountKind:
+		return who.user == "system:serviceaccount:"+s.Namespace+":"+s.Name
+	case rbacv1.UserKind:
+		return who.user == s.Name
+	case rbacv1.GroupKind:
+		return slices.Contains(who.groups, s.Name)
+	}
+	return false
+}
+
+func roleRules(ctx context.Context, c client.Client, ns string, ref rbacv1.RoleRef) ([]rbacv1.PolicyRule, error) {
+	if ref.Kind == "Role" {
+		var r rbacv1.Role
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, &r); err != nil {
+			return nil, fmt.Errorf("getting Role %s/%s: %w", ns, ref.Name, err)
+		}
+		return r.Rules, nil
+	}
+	var r rbacv1.ClusterRole
+	if err := c.Get(ctx, client.ObjectKey{Name: ref.Name}, &r); err != nil {
+		return nil, fmt.Errorf("getting ClusterRole %s: %w", ref.Name, err)
+	}
+	return r.Rules, nil
+}
+
+// grantedBy returns a request that rule grants, in namespace ns ("" for cluster-wide).
+func grantedBy(rule rbacv1.PolicyRule, ns string) authorizationv1.SubjectAccessReviewSpec {
+	first := func(list []string) string {
+		if len(list) == 0 {
+			return ""
+		}
+		return list[0]
+	}
+	if len(rule.NonResourceURLs) > 0 {
+		return authorizationv1.SubjectAccessReviewSpec{NonResourceAttributes: &authorizationv1.NonResourceAttributes{
+			Path: strings.TrimSuffix(first(rule.NonResourceURLs), "*"), Verb: first(rule.Verbs)}}
+	}
+	resource, sub, _ := strings.Cut(first(rule.Resources), "/")
+	return authorizationv1.SubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+		Namespace: ns, Verb: first(rule.Verbs), Group: first(rule.APIGroups),
+		Resource: resource, Subresource: sub, Name: first(rule.ResourceNames),
+	}}
 }
 
 func countAllowed(list []access) int {

@@ -10,7 +10,10 @@
 // Mutator points images that have a Ready backup at it as the object is admitted. With
 // REWRITE_MODE=workload (default) it rewrites workloads and Pods; with REWRITE_MODE=pod (for
 // GitOps: Argo CD or Flux would revert a patched workload) only Pods, leaving workload specs as
-// their owners wrote them.
+// their owners wrote them. A Pod is never pointed at a backup registry that RegistryProbe sees
+// as down (GET /v2/, bounded and cached): it keeps its upstream images, with a warning, a
+// BackupUnavailable Event and a metric. Workloads are rewritten regardless, so that an outage
+// never flips a workload's template back and forth.
 //
 // Both leave alone kube-system, image-cloner's namespace, NAMESPACES_TO_IGNORE and namespaces
 // labelled validate-backups.image-cloner.io=disable, in code as well as through the webhook

@@ -13,6 +13,7 @@ const (
 	resultMutated  = "mutated"  // images rewritten to backups
 	resultExcluded = "excluded" // namespace not ours to judge
 	resultUnjudged = "unjudged" // could not judge (configuration, cache): admitted
+	resultFallback = "fallback" // a Pod kept upstream images: their backup registry is down
 )
 
 var (
@@ -24,8 +25,12 @@ var (
 		Name: "image_cloner_copies_requested_total",
 		Help: "Pending ClonedImages created by the validating webhook for images without a backup.",
 	})
+	backupUnavailableTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "image_cloner_admission_backup_unavailable_total",
+		Help: "Pods admitted with their upstream images because the backup registry they would have been pointed at did not answer, by registry.",
+	}, []string{"registry"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(requestsTotal, copiesRequestedTotal)
+	metrics.Registry.MustRegister(requestsTotal, copiesRequestedTotal, backupUnavailableTotal)
 }

@@ -69,6 +69,9 @@ type Options struct {
 	// CertOptions tune the built-in certificates (validity, check interval); Client, names
 	// and webhooks are filled in.
 	CertOptions certs.Options
+	// BackupProbe tells the Pod mutating webhook whether the backup registry answers; nil
+	// means admission.NewRegistryProbe's defaults (GET /v2/, 2s timeout, cached 5s).
+	BackupProbe *admission.RegistryProbe
 	// SkipNameValidation lets several agents run in one process (tests): controller-runtime
 	// otherwise refuses a second controller of the same name.
 	SkipNameValidation bool
@@ -185,10 +188,17 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 
+	probe := o.BackupProbe
+	if probe == nil {
+		if probe, err = admission.NewRegistryProbe(); err != nil {
+			return nil, err
+		}
+	}
 	decoder := webhookadmission.NewDecoder(scheme)
 	admission.Register(mgr.GetWebhookServer(),
 		&admission.Validator{Client: mgr.GetClient(), Reader: mgr.GetClient(), Lookup: lookup, Settings: settings, Decoder: decoder},
-		&admission.Mutator{Reader: mgr.GetClient(), Lookup: lookup, Settings: settings, Decoder: decoder})
+		&admission.Mutator{Reader: mgr.GetClient(), Lookup: lookup, Settings: settings, Decoder: decoder,
+			Backups: probe, Recorder: mgr.GetEventRecorder("image-cloner-agent")})
 
 	if a.Certs != nil {
 		if err := mgr.Add(a.Certs); err != nil {

@@ -21,6 +21,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,6 +33,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
@@ -46,7 +48,9 @@ import (
 )
 
 const (
-	agentNS        = apiv1.DefaultNamespace
+	agentNS = apiv1.DefaultNamespace
+	// backupRegistry is the BACKUP_REGISTRY of tests whose Pods are never rewritten: nothing
+	// answers there. TestAgent runs a real registry instead.
 	backupRegistry = "backup.example.com/acme"
 	caOverlap      = 2 * time.Second
 )
@@ -87,6 +91,9 @@ func TestAgent(t *testing.T) {
 	c := cluster.Client
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The mutating webhook only points Pods at a backup registry that answers: a real one.
+	registry := testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup"})
+	backupRegistry := registry.Host + "/acme"
 
 	failClosed(ctx, g, c)
 	g.Expect(agenttest.EnsureNamespace(ctx, c, agentNS)).To(Succeed())
@@ -102,14 +109,18 @@ func TestAgent(t *testing.T) {
 	g.Expect(c.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: agentNS, Name: apiv1.PullSecretName},
 		Type:       corev1.SecretTypeDockerConfigJson,
-		Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"backup.example.com":{"auth":"cHVsbDp4"}}}`)},
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"` + registry.Host + `":{"auth":"cHVsbDp4"}}}`)},
 	})).To(Succeed())
 
 	// The agent runs as a user with exactly the rights deploy/agent/rbac.yaml grants, so
 	// the test fails if the manifests lack a permission the agent uses.
 	agentCfg := agentUser(ctx, g, cluster, filepath.Join(root, "deploy", "agent", "rbac.yaml"))
 	wh := cluster.Env.WebhookInstallOptions
+	// A short TTL so that the outage test sees the registry go and come back quickly.
+	probe, err := admission.NewRegistryProbe(admission.WithProbeTTL(250 * time.Millisecond))
+	g.Expect(err).NotTo(HaveOccurred())
 	agent, err := app.New(ctx, app.Options{
+		BackupProbe: probe,
 		Config:      agentCfg,
 		LeaderElect: true,
 		Namespace:   agentNS,
@@ -314,6 +325,96 @@ func TestAgent(t *testing.T) {
 		// (That the patcher leaves workloads alone in pod mode is TestPatcher's to show.)
 	})
 
+	t.Run("podModeKeepsUpstreamWhileTheBackupRegistryIsDown", func(t *testing.T) {
+		g := NewWithT(t)
+		setConfig(g, "REWRITE_MODE", "pod")
+		defer setConfig(g, "REWRITE_MODE", "workload")
+		backup := ready(g, "docker.io/library/memcached:1.6")
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		waitPullSecret(ctx, g, c, ns)
+		w := &warnings{}
+		cfg := rest.CopyConfig(cluster.Config)
+		cfg.WarningHandler = w
+		wc, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+		g.Expect(err).NotTo(HaveOccurred())
+
+		// The Pods are a ReplicaSet's, as a Deployment's would be (envtest runs no controllers,
+		// so the ReplicaSet makes none itself).
+		spec := agenttest.PodSpec("memcached:1.6", "memcached:1.6")
+		rs := &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cache-7d4b9"},
+			Spec: appsv1.ReplicaSetSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "cache"}},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "cache"}}, Spec: spec},
+			},
+		}
+		g.Expect(c.Create(ctx, rs)).To(Succeed())
+		pod := func() *corev1.Pod {
+			return &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: rs.Name + "-", Labels: map[string]string{"app": "cache"},
+					OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}},
+				Spec: *spec.DeepCopy(),
+			}
+		}
+		// waitRewrite waits until a Pod created (as a dry run: no Event, no metric) is admitted
+		// with image: the probe's cached result has caught up with the registry.
+		waitRewrite := func(image string) {
+			g.Expect(testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+				p := pod()
+				if err := c.Create(ctx, p, client.DryRunAll); err != nil {
+					return false, err
+				}
+				return workload.Images(p)[0] == image, nil
+			})).To(Succeed(), "Pods never admitted with %s", image)
+		}
+		fellBack := func() float64 {
+			return counterValue(g, "image_cloner_admission_backup_unavailable_total", registry.Host)
+		}
+
+		// The registry answers: Pods go to the backup (the check below can fail).
+		p := pod()
+		g.Expect(c.Create(ctx, p)).To(Succeed())
+		g.Expect(workload.Images(p)).To(Equal([]string{backup}))
+
+		registry.Stop()
+		waitRewrite("memcached:1.6")
+		before := fellBack()
+		w.take()
+		p = pod()
+		g.Expect(wc.Create(ctx, p)).To(Succeed())
+		g.Expect(workload.Images(p)).To(Equal([]string{"memcached:1.6"}), "the Pod keeps its upstream image")
+		g.Expect(p.Spec.ImagePullSecrets).To(BeEmpty(), "no pull secret for a backup it does not use")
+		g.Expect(w.take()).To(ContainElement(And(
+			ContainSubstring("backup registry "+registry.Host+" is not answering"),
+			ContainSubstring(`"memcached:1.6"`))))
+		g.Expect(fellBack() - before).To(Equal(1.0))
+		g.Expect(testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+			var list corev1.EventList
+			if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				return false, err
+			}
+			for _, e := range list.Items {
+				if e.Reason == admission.ReasonBackupUnavailable && e.Type == corev1.EventTypeWarning &&
+					e.InvolvedObject.Kind == "ReplicaSet" && e.InvolvedObject.Name == rs.Name && e.InvolvedObject.UID == rs.UID &&
+					strings.Contains(e.Message, registry.Host) {
+					return true, nil
+				}
+			}
+			return false, nil
+		})).To(Succeed(), "no BackupUnavailable Event on the ReplicaSet")
+
+		// Back up: Pods go to the backup again, and nothing more is counted.
+		g.Expect(registry.Start()).To(Succeed())
+		waitRewrite(backup)
+		before = fellBack()
+		p = pod()
+		g.Expect(c.Create(ctx, p)).To(Succeed())
+		g.Expect(workload.Images(p)).To(Equal([]string{backup}))
+		g.Expect(p.Spec.ImagePullSecrets).To(ContainElement(corev1.LocalObjectReference{Name: apiv1.NamespacePullSecretName}))
+		g.Expect(fellBack()).To(Equal(before))
+	})
+
 	t.Run("certificateRotationFailsNoAdmission", func(t *testing.T) {
 		g := NewWithT(t)
 		backup := ready(g, "docker.io/library/httpd:2.4")
@@ -457,6 +558,20 @@ func agentUser(ctx context.Context, g Gomega, cluster *testenv.Cluster, rbacPath
 		}
 	}
 	g.Expect(roles).To(Equal(2))
+	// The API server authorizes from a cache of the RBAC objects: wait until both bindings are
+	// in it, or the agent starts with its first requests forbidden.
+	for _, attrs := range []authorizationv1.ResourceAttributes{
+		{Verb: "list", Group: apiv1.GroupVersion.Group, Resource: "clonedimages"},            // ClusterRole
+		{Verb: "get", Resource: "configmaps", Namespace: agentNS, Name: apiv1.ConfigMapName}, // Role
+	} {
+		g.Expect(testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, ResourceAttributes: &attrs}}
+			if err := cluster.Client.Create(ctx, sar); err != nil {
+				return false, err
+			}
+			return sar.Status.Allowed, nil
+		})).To(Succeed(), "the agent's RBAC never took effect for %+v", attrs)
+	}
 	u, err := cluster.Env.AddUser(envtest.User{Name: user}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	return u.Config()
@@ -537,6 +652,26 @@ func request(g Gomega, op admissionv1.Operation, d *appsv1.Deployment) webhookad
 		Namespace: d.Namespace, Name: d.Name, Operation: op,
 		Object: runtime.RawExtension{Raw: raw},
 	}}
+}
+
+// counterValue reads counter name{registry} from the agent's metrics (controller-runtime's
+// registry: the agent runs in this process), 0 when absent.
+func counterValue(g Gomega, name, registry string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "registry" && l.GetValue() == registry {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // loopbackCerts are the certificate options of an agent serving envtest's webhooks on loopback,

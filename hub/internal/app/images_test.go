@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -129,18 +130,55 @@ func TestImages_pendingClonedImagesFromTheAgentArePickedUp(t *testing.T) {
 }
 
 // TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles sets MAX_CONCURRENT_RECONCILES
-// to 1 and starts four copies at once from two members: they all complete, one at a time.
+// to 2 and starts five copies at once from two members. Copies are made to overlap: each one
+// that gets a slot is held until either the bound is full and the three others are seen
+// waiting for a slot, or one copy more than the bound is moving content. Then all run to Ready.
+// The bound must be reached and never exceeded. The control case raises the Mirror's own bound
+// past the setting (as losing the setting on the way would): the same check must then see more
+// than two copies at once, so it can fail.
 func TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles(t *testing.T) {
+	const bound, images = 2, 5
+	for _, tc := range []struct {
+		name string
+		// mirrorOptions are added after the hub's own, so they override the setting.
+		mirrorOptions []mirror.Option
+		exceeded      bool
+	}{
+		{"MAX_CONCURRENT_RECONCILES bounds the fleet's copies", nil, false},
+		{"control: the check fails when the Mirror ignores the setting", []mirror.Option{mirror.WithMaxConcurrentCopies(images)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peak, copies := boundedCopies(t, bound, images, tc.mirrorOptions)
+			g := NewWithT(t)
+			g.Expect(copies).To(Equal(images), "one copy per image")
+			if tc.exceeded {
+				g.Expect(peak).To(BeNumerically(">", bound), "copies in flight at once without the bound")
+				return
+			}
+			g.Expect(peak).To(Equal(bound), "copies in flight at once with MAX_CONCURRENT_RECONCILES=%d", bound)
+			testenv.Report(t, "hub: %d copies from 2 members with MAX_CONCURRENT_RECONCILES=%d: peak %d in flight", images, bound, peak)
+		})
+	}
+}
+
+// boundedCopies runs the scenario of TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles
+// and returns the most copies that were in flight at once, and how many copies were made.
+func boundedCopies(t *testing.T, bound, images int, mirrorOptions []mirror.Option) (peak, copies int) {
 	g := NewWithT(t)
 	var mu sync.Mutex
-	inFlight, peak, copies := 0, 0, 0
-	f := startFleet(t, fleetOptions{members: 2, observer: mirror.Observer{
+	inFlight := 0
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	f := startFleet(t, fleetOptions{members: 2, mirrorOptions: mirrorOptions, observer: mirror.Observer{
+		// Called holding the copy's slot: holding the call holds the slot.
 		CopyStarted: func(name.Reference, name.Reference) {
 			mu.Lock()
-			defer mu.Unlock()
 			inFlight++
 			copies++
 			peak = max(peak, inFlight)
+			mu.Unlock()
+			<-gate
 		},
 		CopyEnded: func(name.Reference, name.Reference, error) {
 			mu.Lock()
@@ -148,14 +186,15 @@ func TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles(t *testing.T)
 			inFlight--
 		},
 	}})
+	t.Cleanup(release) // before the hub stops
 	ctx := t.Context()
 	setConfig(t, f, map[string]string{
 		config.KeyBackupRegistry:          f.backup.Host + "/backups",
-		config.KeyMaxConcurrentReconciles: "1",
+		config.KeyMaxConcurrentReconciles: fmt.Sprint(bound),
 	})
 	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
 		cfg, _ := f.h.Settings.Current()
-		return cfg.MaxConcurrentReconciles == 1, nil
+		return cfg.MaxConcurrentReconciles == bound, nil
 	})).To(Succeed())
 	f.register(f.members[0], registration.Label)
 	f.register(f.members[1], registration.Label)
@@ -163,7 +202,7 @@ func TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles(t *testing.T)
 	f.waitState(f.members[1].Name, clusters.Connected)
 
 	var imgs []string
-	for i := range 4 {
+	for i := range images {
 		img, err := random.Image(512*1024, 3)
 		g.Expect(err).NotTo(HaveOccurred())
 		ref, err := name.ParseReference(fmt.Sprintf("%s/team/bounded-%d:1", f.upstream.Host, i))
@@ -171,14 +210,60 @@ func TestImages_copiesAreBoundedFleetWideByMaxConcurrentReconciles(t *testing.T)
 		g.Expect(remote.Write(ref, img, remote.WithTransport(f.upstream.Transport()))).To(Succeed())
 		imgs = append(imgs, ref.String())
 	}
-	g.Expect(f.members[0].Client.Create(ctx, deployment(namespace(t, f.members[0]), "a", imgs[0], imgs[1]))).To(Succeed())
-	g.Expect(f.members[1].Client.Create(ctx, deployment(namespace(t, f.members[1]), "b", imgs[2], imgs[3]))).To(Succeed())
+	half := len(imgs) / 2
+	g.Expect(f.members[0].Client.Create(ctx, deployment(namespace(t, f.members[0]), "a", imgs[:half]...))).To(Succeed())
+	g.Expect(f.members[1].Client.Create(ctx, deployment(namespace(t, f.members[1]), "b", imgs[half:]...))).To(Succeed())
+
+	// Hold until the copies overlap as far as they can: the bound full and every other copy
+	// blocked waiting for a slot, or a copy beyond the bound.
+	var waiting int
+	err := testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
+		mu.Lock()
+		n := inFlight
+		mu.Unlock()
+		waiting = waitingForSlot()
+		return n > bound || (n == bound && waiting == images-bound), nil
+	})
+	mu.Lock()
+	held := inFlight
+	mu.Unlock()
+	g.Expect(err).NotTo(HaveOccurred(), "copies never overlapped: %d in flight, %d waiting for a slot", held, waiting)
+	release()
 	for i, img := range imgs {
-		waitPhase(t, f.members[i/2], img, v1alpha1.PhaseReady)
+		member := f.members[0]
+		if i >= half {
+			member = f.members[1]
+		}
+		waitPhase(t, member, img, v1alpha1.PhaseReady)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	g.Expect(copies).To(Equal(4))
-	g.Expect(peak).To(Equal(1), "copies in flight at once with MAX_CONCURRENT_RECONCILES=1")
-	testenv.Report(t, "hub: 4 copies from 2 members with MAX_CONCURRENT_RECONCILES=1: peak %d in flight", peak)
+	return peak, copies
+}
+
+// mirrorAcquire is the frame of a copy waiting for a slot of WithMaxConcurrentCopies.
+const mirrorAcquire = "github.com/image-cloner/image-cloner/pkg/mirror.(*Mirror).acquire("
+
+// waitingForSlot counts the goroutines (the hub runs in this process) blocked in the Mirror
+// waiting for a copy slot. The Mirror reports no such figure; its goroutines' stacks do. Only
+// goroutines parked in acquire's select count: that select blocks only when every slot is
+// taken, so a goroutine merely passing through acquire is never counted.
+func waitingForSlot() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[select") && strings.Contains(g, mirrorAcquire) {
+			count++
+		}
+	}
+	return count
 }
