@@ -3,6 +3,7 @@ package chart_test
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -139,4 +140,68 @@ func TestChart_otherNamespace(t *testing.T) {
 	if a := w.GetAnnotations()["cert-manager.io/inject-ca-from"]; a != "ops/image-cloner-agent-webhook" {
 		t.Errorf("cert-manager.io/inject-ca-from: %q", a)
 	}
+}
+
+// leaves returns the dotted paths of every value in v that is not a map (lists are leaves).
+func leaves(prefix string, v map[string]any) []string {
+	var out []string
+	for k, x := range v {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		if m, ok := x.(map[string]any); ok && len(m) > 0 {
+			out = append(out, leaves(p, m)...)
+			continue
+		}
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// keptDefaults are the values testdata/every-value.yaml leaves at their defaults, and why.
+var keptDefaults = map[string]string{
+	"hub.enabled":                              "every component on",
+	"hub.localCluster":                         "every component on",
+	"agent.enabled":                            "every component on",
+	"webhooks.enabled":                         "every component on",
+	"crds.enabled":                             "every component on",
+	"hub.podDisruptionBudget.minAvailable":     "maxUnavailable is set instead",
+	"agent.podDisruptionBudget.enabled":        "on by default",
+	"agent.podDisruptionBudget.maxUnavailable": "minAvailable is set instead",
+	"agent.image.digest":                       "the hub's image is given by digest, the agent's by tag",
+}
+
+// unsetValues returns the values of values.yaml that every-value.yaml does not set.
+func unsetValues(defaults, every map[string]any) []string {
+	everyLeaves := leaves("", every)
+	// An empty map by default (nodeSelector: {}) is set by any value under it.
+	isSet := func(p string) bool {
+		return slices.ContainsFunc(everyLeaves, func(e string) bool { return e == p || strings.HasPrefix(e, p+".") })
+	}
+	var missing []string
+	for _, p := range leaves("", defaults) {
+		if !isSet(p) && keptDefaults[p] == "" {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// TestEveryValue_setsEveryValue keeps testdata/every-value.yaml complete, so that lint, the
+// ConfigMap check and the apply test see every value of the chart set: a value added to
+// values.yaml and not there fails here.
+func TestEveryValue_setsEveryValue(t *testing.T) {
+	defaults := loadChart(t, ".").Values
+	every := helmValues(t, []string{"testdata/every-value.yaml"})
+	for _, p := range unsetValues(defaults, every) {
+		t.Errorf("testdata/every-value.yaml does not set %s: set it there (or say in keptDefaults why not)", p)
+	}
+	t.Run("a value added to values.yaml alone fails", func(t *testing.T) {
+		d := helmValues(t, []string{"values.yaml"}, "hub.newValue=x")
+		if p := unsetValues(d, every); !slices.Equal(p, []string{"hub.newValue"}) {
+			t.Errorf("unsetValues: %v, want [hub.newValue]", p)
+		}
+	})
 }
