@@ -34,10 +34,15 @@ build: ## Build bin/hub and bin/agent
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code and the CRD into deploy/crds
 	$(CONTROLLER_GEN) object paths=./pkg/api/...
 	$(CONTROLLER_GEN) crd paths=./pkg/api/... output:crd:artifacts:config=deploy/crds
+	@$(MAKE) --no-print-directory chart
+
+.PHONY: chart
+chart: ## Copy deploy/'s webhooks and CRD into the Helm chart (charts/image-cloner/files), which reads them from there
+	cp deploy/webhooks/webhooks.yaml deploy/crds/image-cloner.io_clonedimages.yaml charts/image-cloner/files/
 
 .PHONY: verify-generate
 verify-generate: generate ## Fail if generated files are not committed
-	@git diff --exit-code -- pkg/api deploy/crds || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- pkg/api deploy/crds charts/image-cloner/files || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 
 .PHONY: lint
 lint: $(STATICCHECK) ## Run gofmt, go vet and staticcheck
