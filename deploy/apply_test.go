@@ -72,6 +72,10 @@ func TestOverlays(t *testing.T) {
 		t.Run(o, func(t *testing.T) {
 			objs := render(t, filepath.Join("overlays", o))
 			apply(ctx, t, c, objs)
+			if o == "hub" || o == "single-cluster" {
+				// The SubjectAccessReviews below must not run ahead of the RBAC cache.
+				waitForBindings(ctx, t, c, serviceAccount("image-cloner-system", register.ServiceAccountName))
+			}
 			for _, w := range warn.take() {
 				t.Errorf("the API server warned: %s", w)
 			}

@@ -67,6 +67,9 @@ func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	objs := render(t, filepath.Join("overlays", "single-cluster"))
 	apply(ctx, t, c, objs)
 	const ns = "image-cloner-system"
+	// The hub must not start before the API server's RBAC cache has its bindings, or it logs
+	// forbidden requests this test refuses.
+	waitForBindings(ctx, t, c, serviceAccount(ns, register.ServiceAccountName))
 
 	dir := t.TempDir()
 	kubeconfig, err := register.MintKubeconfig(ctx, cluster.Config, ns, "", time.Hour)
