@@ -250,10 +250,10 @@ func TestBackUp_sourceGoneKeepsOnlyAnIntactBackupReady(t *testing.T) {
 	digest := digestOf("gone")
 	suite.copier.set(image, step{res: mirror.Result{Digest: digest}})
 	useImage(t, image)
-	ci := waitFor(t, image, "Ready", func(ci *v1alpha1.ClonedImage) bool { return ci.IsReady() })
+	waitFor(t, image, "Ready", func(ci *v1alpha1.ClonedImage) bool { return ci.IsReady() })
 
 	suite.copier.set(image, step{err: fmt.Errorf("resolving: %w", &transport.Error{StatusCode: http.StatusNotFound})})
-	ci = waitFor(t, image, "reported as SourceNotFound", func(ci *v1alpha1.ClonedImage) bool {
+	ci := waitFor(t, image, "reported as SourceNotFound", func(ci *v1alpha1.ClonedImage) bool {
 		c := meta.FindStatusCondition(ci.Status.Conditions, images.SourceCondition)
 		return c != nil && c.Status == metav1.ConditionFalse
 	})
