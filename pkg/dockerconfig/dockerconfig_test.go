@@ -38,16 +38,7 @@ func TestKeychain_resolvesCredentialsByRegistry(t *testing.T) {
 		{"registry.example.com/x/y", authn.AuthConfig{}}, // another port is another registry
 		{"gcr.io/distroless/static", authn.AuthConfig{}},
 	} {
-		t.Run(tc.ref, func(t *testing.T) {
-			g := NewWithT(t)
-			ref, err := name.ParseReference(tc.ref)
-			g.Expect(err).NotTo(HaveOccurred())
-			a, err := k.Resolve(ref.Context())
-			g.Expect(err).NotTo(HaveOccurred())
-			got, err := a.Authorization()
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(*got).To(Equal(tc.want))
-		})
+		t.Run(tc.ref, func(t *testing.T) { expectResolves(t, k, tc.ref, tc.want) })
 	}
 }
 
@@ -131,16 +122,7 @@ func TestKeychain_matchesAsTheKubeletDoes(t *testing.T) {
 		{"quay.io/acme/app", authn.AuthConfig{Username: "acme", Password: "a"}},
 		{"quay.io/other/app", authn.AuthConfig{Username: "any", Password: "q"}},
 	} {
-		t.Run(tc.ref, func(t *testing.T) {
-			g := NewWithT(t)
-			ref, err := name.ParseReference(tc.ref)
-			g.Expect(err).NotTo(HaveOccurred())
-			a, err := k.Resolve(ref.Context())
-			g.Expect(err).NotTo(HaveOccurred())
-			got, err := a.Authorization()
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(*got).To(Equal(tc.want))
-		})
+		t.Run(tc.ref, func(t *testing.T) { expectResolves(t, k, tc.ref, tc.want) })
 	}
 }
 
@@ -154,4 +136,17 @@ func TestParse_returnsEntriesByRegistry(t *testing.T) {
 	}))
 	_, err = dockerconfig.Parse([]byte(`{"auths": {"quay.io": {}}}`))
 	g.Expect(err).To(MatchError(ContainSubstring(`entry "quay.io" has no credentials`)))
+}
+
+// expectResolves checks that k gives ref's repository the credentials want.
+func expectResolves(t *testing.T, k authn.Keychain, ref string, want authn.AuthConfig) {
+	t.Helper()
+	g := NewWithT(t)
+	r, err := name.ParseReference(ref)
+	g.Expect(err).NotTo(HaveOccurred())
+	a, err := k.Resolve(r.Context())
+	g.Expect(err).NotTo(HaveOccurred())
+	got, err := a.Authorization()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(*got).To(Equal(want))
 }

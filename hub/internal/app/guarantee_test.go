@@ -31,6 +31,21 @@ func (f *fleet) backupOptions() []remote.Option {
 	}
 }
 
+// startRefreshingFleet starts a fleet of one registered member whose hub re-resolves tags and
+// re-verifies backups every second.
+func startRefreshingFleet(t *testing.T) (*fleet, *testenv.Cluster) {
+	t.Helper()
+	f := startFleet(t, fleetOptions{members: 1})
+	m1 := f.members[0]
+	setConfig(t, f, map[string]string{
+		config.KeyBackupRegistry:     f.backup.Host + "/backups",
+		config.KeyTagRefreshInterval: "1s",
+		config.KeyVerifyInterval:     "1s",
+	})
+	f.register(m1, registration.Label)
+	return f, m1
+}
+
 // pullable reports whether ref can be pulled whole from the backup registry: its manifest,
 // config and every layer blob.
 func (f *fleet) pullable(ref name.Reference) error {
@@ -64,15 +79,8 @@ func (f *fleet) pullable(ref name.Reference) error {
 // read the 404 of the source as the backup's, because both have the same host.
 func TestImages_sourceOnTheBackupsHostDeletedStaysReady(t *testing.T) {
 	g := NewWithT(t)
-	f := startFleet(t, fleetOptions{members: 1})
+	f, m1 := startRefreshingFleet(t)
 	ctx := t.Context()
-	m1 := f.members[0]
-	setConfig(t, f, map[string]string{
-		config.KeyBackupRegistry:     f.backup.Host + "/backups",
-		config.KeyTagRefreshInterval: "1s",
-		config.KeyVerifyInterval:     "1s",
-	})
-	f.register(m1, registration.Label)
 
 	src, err := name.ParseReference(f.backup.Host + "/upstream/sameapp:v1")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -113,15 +121,8 @@ func TestImages_sourceOnTheBackupsHostDeletedStaysReady(t *testing.T) {
 // the tag moved, after a pruned backup was copied again, and after a restart of the hub.
 func TestImages_pinnedDigestsSurviveGarbageCollection(t *testing.T) {
 	g := NewWithT(t)
-	f := startFleet(t, fleetOptions{members: 1})
+	f, m1 := startRefreshingFleet(t)
 	ctx := t.Context()
-	m1 := f.members[0]
-	setConfig(t, f, map[string]string{
-		config.KeyBackupRegistry:     f.backup.Host + "/backups",
-		config.KeyTagRefreshInterval: "1s",
-		config.KeyVerifyInterval:     "1s",
-	})
-	f.register(m1, registration.Label)
 
 	image, first := f.seed("team/moving:stable")
 	g.Expect(m1.Client.Create(ctx, deployment(namespace(t, m1), "web", image))).To(Succeed())

@@ -13,8 +13,6 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/config"
-	"github.com/image-cloner/image-cloner/pkg/registration"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
@@ -24,15 +22,8 @@ import (
 // the source is then deleted upstream, the backup stays Ready.
 func TestImages_movedTagsAreCopiedAgainAndPrunedBackupsRestored(t *testing.T) {
 	g := NewWithT(t)
-	f := startFleet(t, fleetOptions{members: 1})
+	f, m1 := startRefreshingFleet(t)
 	ctx := t.Context()
-	m1 := f.members[0]
-	setConfig(t, f, map[string]string{
-		config.KeyBackupRegistry:     f.backup.Host + "/backups",
-		config.KeyTagRefreshInterval: "1s",
-		config.KeyVerifyInterval:     "1s",
-	})
-	f.register(m1, registration.Label)
 
 	image, first := f.seed("team/moving:stable")
 	g.Expect(m1.Client.Create(ctx, deployment(namespace(t, m1), "web", image))).To(Succeed())
