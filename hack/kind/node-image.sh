@@ -205,9 +205,8 @@ assemble() {
     docker import "$rootfs_tar" "$base" >/dev/null
   fi
   docker rm -f "$c" >/dev/null 2>&1 || true
+  build_container=$c  # the EXIT trap removes it, on failure too
   docker run -d --privileged --name "$c" --entrypoint /bin/sleep "$base" infinity >/dev/null
-  # shellcheck disable=SC2064
-  trap "docker rm -f '$c' >/dev/null 2>&1 || true" RETURN
   tar -C "$work/files" --owner=0 --group=0 -cf - . | docker cp - "$c:/"
   docker exec -i "$c" bash -euo pipefail <<'SH'
 systemctl enable kubelet.service containerd.service undo-mount-hacks.service >/dev/null 2>&1
@@ -263,7 +262,8 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
 fi
 log "building $tag (kind $KIND_VERSION, Kubernetes $KUBE_VERSION, Debian $DEBIAN_SUITE, $arch)"
 work=$(mktemp -d "$KDIR/build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+build_container=
+trap 'rm -rf "$work"; [ -z "$build_container" ] || docker rm -f "$build_container" >/dev/null 2>&1 || true' EXIT
 step "rootfs (debootstrap $DEBIAN_SUITE)" build_rootfs
 step "tools (imagetool, pause)" build_tools
 step "coredns" build_coredns
