@@ -104,8 +104,10 @@ func podsOf(ctx context.Context, k *Kube, ns, name string) ([]corev1.Pod, error)
 	return out, nil
 }
 
-// runsFrom says why pod is not Running with every container started from image repository
-// repo at digest (status.imageID is what the node pulled), or "" when it is.
+// runsFrom says why pod is not Running with every container's image in repository repo and
+// started from digest (status.imageID), or "" when it is. containerd reports as imageID the
+// first repository it stored the content under, which is upstream when an unpatched Pod pulled
+// it first on that node: the digest is what identifies the image, and pulledBy the registry.
 func runsFrom(pod corev1.Pod, repo string, digest v1.Hash) string {
 	if pod.DeletionTimestamp != nil {
 		return fmt.Sprintf("Pod %s is being deleted", pod.Name)
@@ -113,7 +115,6 @@ func runsFrom(pod corev1.Pod, repo string, digest v1.Hash) string {
 	if pod.Status.Phase != corev1.PodRunning {
 		return fmt.Sprintf("Pod %s is %s: %s", pod.Name, pod.Status.Phase, waiting(pod))
 	}
-	want := repo + "@" + digest.String()
 	for _, c := range pod.Spec.Containers {
 		if !strings.HasPrefix(c.Image, repo+":") && !strings.HasPrefix(c.Image, repo+"@") {
 			return fmt.Sprintf("Pod %s container %s has image %s, not from %s", pod.Name, c.Name, c.Image, repo)
@@ -126,8 +127,8 @@ func runsFrom(pod corev1.Pod, repo string, digest v1.Hash) string {
 		if s.State.Running == nil {
 			return fmt.Sprintf("Pod %s container %s is not running: %+v", pod.Name, s.Name, s.State)
 		}
-		if strings.TrimPrefix(s.ImageID, "docker-pullable://") != want {
-			return fmt.Sprintf("Pod %s container %s runs imageID %s, want %s", pod.Name, s.Name, s.ImageID, want)
+		if !strings.HasSuffix(s.ImageID, "@"+digest.String()) {
+			return fmt.Sprintf("Pod %s container %s runs imageID %s, want digest %s", pod.Name, s.Name, s.ImageID, digest)
 		}
 	}
 	return ""
@@ -169,12 +170,15 @@ func repository(t testing.TB, ref string) string {
 	return r.Context().Name()
 }
 
-// pulledBy reports whether the registry log has a successful blob GET of repository path repo
-// (e.g. "backup/172.18.0.3_5000_e2e_run-1a2b3c4d") made by user.
+// pulledBy reports whether the registry log has a successful manifest request (HEAD or GET) of
+// repository path repo (e.g. "backup/172.18.0.5-5000_e2e_run-1a2b3c4d__...") made by a node's
+// containerd as user. The kubelet resolves the image with the registry at every start of an
+// imagePullPolicy: Always container, even when the node has its blobs already.
 func pulledBy(log, repo, user string) bool {
 	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "http.request.method=GET") &&
-			strings.Contains(line, "http.request.uri=\"/v2/"+repo+"/blobs/sha256:") &&
+		if strings.Contains(line, `msg="response completed"`) &&
+			strings.Contains(line, `http.request.uri="/v2/`+repo+`/manifests/`) &&
+			strings.Contains(line, `http.request.useragent="containerd/`) &&
 			strings.Contains(line, "auth.user.name="+user+" ") &&
 			strings.Contains(line, "http.response.status=200") {
 			return true
@@ -185,9 +189,9 @@ func pulledBy(log, repo, user string) bool {
 
 // PodsRunFromBackupSpec: in every member, a Deployment's and a DaemonSet's Pods run from the
 // backup once image-cloner has patched them: each is Running, each container's image is in the
-// backup repository and its status.imageID is the backup at the source's digest (what the node
-// actually pulled), and the backup registry's log shows the nodes' blob pulls made by the
-// pull-only account, none by the push account. A control workload with the same image in an
+// backup repository and its status.imageID has the source's digest (the backup's), and the
+// backup registry's log shows the nodes' containerd resolving it with the pull-only account,
+// never the push account. A control workload with the same image in an
 // ignored namespace runs from upstream, and the same imageID check rejects it.
 func PodsRunFromBackupSpec(ctx context.Context, t *testing.T, in NodesInput) {
 	g := gomega.NewWithT(t)
@@ -229,8 +233,8 @@ func PodsRunFromBackupSpec(ctx context.Context, t *testing.T, in NodesInput) {
 	g.Eventually(func(g gomega.Gomega) {
 		log, err := in.BackupLog(ctx)
 		g.Expect(err).NotTo(gomega.HaveOccurred())
-		g.Expect(pulledBy(log, backupPath, in.PullUser)).To(gomega.BeTrue(), "no blob GET of %s by %s in the backup registry's log", backupPath, in.PullUser)
-		g.Expect(pulledBy(log, backupPath, in.PushUser)).To(gomega.BeFalse(), "a blob of %s was pulled with the push account %s", backupPath, in.PushUser)
+		g.Expect(pulledBy(log, backupPath, in.PullUser)).To(gomega.BeTrue(), "no containerd manifest request of %s by %s in the backup registry's log", backupPath, in.PullUser)
+		g.Expect(pulledBy(log, backupPath, in.PushUser)).To(gomega.BeFalse(), "a node resolved %s with the push account %s", backupPath, in.PushUser)
 	}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
 }
 

@@ -148,9 +148,13 @@ for m in member-1 member-2; do
   kubectl --kubeconfig "$work/$m.kubeconfig" apply --server-side --force-conflicts -k "$work/overlays/agent"
   extra=()
   [ "$m" = member-2 ] && extra=(--cluster-api)
-  # The hub's pod reaches a member's API server by its node's name on the kind network.
+  # The hub's pod and the specs on this machine both reach a member's API server at its node's
+  # address on the kind network (in the API server's certificate: kubeadm's advertise address).
+  # The node's name resolves in pods only, not here, where RegistrationConventions connects.
+  node_ip=$(docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' "image-cloner-$m-control-plane")
+  [ -n "$node_ip" ] || die "image-cloner-$m-control-plane has no address on the kind network"
   "bin/linux_$(go env GOARCH)/hub" register --kubeconfig "$work/$m.kubeconfig" --name "$m" --namespace "$ns" \
-    --server "https://image-cloner-$m-control-plane:6443" \
+    --server "https://$node_ip:6443" \
     --hub-kubeconfig "$work/hub.kubeconfig" "${extra[@]}"
   kubectl --kubeconfig "$work/$m.kubeconfig" -n "$ns" rollout status deployment --timeout 5m
   kubeconfigs="$kubeconfigs,$m=$work/$m.kubeconfig"
