@@ -76,9 +76,17 @@ e2e: test-deps ## End-to-end specs (e2e/) and the demo, on local control planes 
 	  IMAGE_CLONER_ASSETS=$$assets $(GO) test -tags e2e $(GOTEST_FLAGS) -count=1 -timeout 20m ./e2e/...
 
 .PHONY: e2e-kind
-e2e-kind: test-deps $(KIND) ## The e2e specs on three kind clusters running our images and overlays; needs Docker on Linux (hack/e2e-kind.sh; never run here: no Docker engine)
+e2e-kind: test-deps $(KIND) ## The e2e specs on three kind clusters running our images and overlays, Pods on real nodes; starts a Docker engine if none answers (root), tears everything down (E2E_KIND_KEEP=1 keeps it); hack/e2e-kind.sh
 	@assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
 	  PATH=$(BIN):$$assets:$$PATH hack/e2e-kind.sh
+
+.PHONY: node-image
+node-image: test-deps ## Build the kind node image offline (Kubernetes from test-deps, cached by a hash of versions and recipe); prints its tag; needs a Docker engine (hack/kind/docker.sh starts one)
+	@hack/kind/docker.sh >/dev/null && hack/kind/node-image.sh
+
+.PHONY: images
+images: test-deps ## Build the hub and agent images without Docker (linux/amd64+arm64 OCI layouts and tarballs in artifacts/images) and the registry image; IMAGE_REPO, IMAGE_TAG, IMAGE_PUSH=1
+	@hack/kind/images.sh
 
 .PHONY: bench
 bench: bench-copy bench-fleet ## Every benchmark: bench-copy and bench-fleet

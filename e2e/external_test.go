@@ -3,6 +3,7 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -33,6 +34,14 @@ import (
 // hub cluster (ConfigMap image-cloner-configuration, the push Secret, registration Secrets).
 // Destructive specs (credential rotation, cluster removal) restore what they change.
 func TestExternal(t *testing.T) {
+	ctx := t.Context()
+	in := externalFleet(t)
+	runExternal(ctx, t, in)
+}
+
+// externalFleet reads the fleet TestExternal's doc comment describes (TestKindNodes reads the
+// same), or skips t when E2E_KUBECONFIGS is not set.
+func externalFleet(t *testing.T) e2e.FleetInput {
 	spec := os.Getenv("E2E_KUBECONFIGS")
 	if spec == "" {
 		t.Skip("E2E_KUBECONFIGS is not set: see TestExternal's doc comment")
@@ -98,7 +107,10 @@ func TestExternal(t *testing.T) {
 			in.Conventions[r.Cluster] = string(r.Convention)
 		}
 	}
+	return in
+}
 
+func runExternal(ctx context.Context, t *testing.T, in e2e.FleetInput) {
 	for _, spec := range []struct {
 		name string
 		run  func(*testing.T)

@@ -1,31 +1,40 @@
 #!/usr/bin/env bash
-# make e2e-kind: the e2e specs (e2e/specs.go, through TestExternal) against three kind clusters
-# running image-cloner from its own images and overlays, as a user would run it.
+# make e2e-kind: the e2e specs against three kind clusters running image-cloner from its own
+# images and overlays, as a user would run it, with nothing pulled from outside this machine.
 #
-#   1. kind-config/up.sh: clusters image-cloner-{hub,member-1,member-2} and registry kind-registry
-#      (anonymous: the "upstream" the specs push samples to, and where our images go);
-#   2. a second registry, kind-backup, with htpasswd auth (accounts pusher and puller): the backup;
-#      every node pulls from it through a hosts.toml, as up.sh does for kind-registry;
-#   3. docker build of bin/hub and bin/agent's images, pushed to kind-registry;
-#   4. deploy/overlays/hub in the hub cluster and deploy/overlays/agent in each member, images
+#   1. a Docker engine: the one that answers, else hack/kind/docker.sh starts one (root only);
+#   2. the node image (hack/kind/node-image.sh, cached) and the registry image
+#      (hack/kind/images.sh registry), both built here;
+#   3. kind-config/up.sh: clusters image-cloner-{hub,member-1,member-2} on that node image, and
+#      registry kind-registry (anonymous, deletes on): the "upstream" the specs push samples to,
+#      and where our images go;
+#   4. a second registry, kind-backup, with htpasswd auth (accounts pusher and puller, entries
+#      made by hack/kind/imagetool htpasswd): the backup; every node pulls from it through a
+#      hosts.toml, as up.sh does for kind-registry;
+#   5. the hub and agent images (hack/kind/images.sh, no Docker build), pushed to kind-registry;
+#   6. deploy/overlays/hub in the hub cluster and deploy/overlays/agent in each member, images
 #      pinned by a generated kustomization; the configuration and the two credential Secrets;
-#   5. member-1 registered with `hub register`, member-2 with `hub register --cluster-api`;
-#   6. go test -tags e2e -run TestExternal ./e2e/ with E2E_KUBECONFIGS and E2E_UPSTREAM.
+#   7. member-1 registered with `hub register`, member-2 with `hub register --cluster-api`;
+#   8. go test -tags e2e -run '^(TestExternal|TestKindNodes)$' ./e2e/: every spec of TestExternal,
+#      then the specs only real nodes can answer (e2e/nodes.go), last because one of them stops
+#      the upstream registry;
+#   9. teardown: clusters, registries, and the dockerd step 1 started. E2E_KIND_KEEP=1 keeps
+#      everything up instead (kind-config/down.sh, docker rm -f kind-backup and
+#      hack/kind/docker.sh stop remove it later).
 #
 # Linux only: the specs (on this machine) and the hub (in a pod) must reach both registries at one
 # address, the kind network's, which Docker Desktop does not route to the host.
-# Needs a running Docker engine, kind and kubectl on PATH (the Makefile puts ./bin and the test
-# assets first). The clusters stay up afterwards; E2E_KIND_DOWN=1 deletes them at the end, or run
-# kind-config/down.sh. Untested here: the machine this was written on has no Docker engine.
+# Needs kind and kubectl on PATH (the Makefile puts ./bin and the test assets first).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 die() { echo "e2e-kind: $*" >&2; exit 1; }
-step() { echo "==> $*"; }
+t0=$SECONDS
+step() { echo "==> [$((SECONDS - t0))s] $*"; }
 
-command -v docker >/dev/null || die "docker not found: make e2e-kind needs Docker; make e2e runs the same specs without it"
-docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info failed): start one, or run make e2e instead"
+# $BASH: the scripts run with the bash running this one, whatever PATH holds.
+engine=$("$BASH" hack/kind/docker.sh start) || exit 1  # its one line of stdout: "docker: running" or "docker: started"
 command -v kind >/dev/null || die "kind not found on PATH (make e2e-kind installs it into ./bin)"
 command -v kubectl >/dev/null || die "kubectl not found on PATH (make test-deps builds one)"
 
@@ -33,13 +42,37 @@ ns=image-cloner-system
 work=${E2E_KIND_DIR:-$root/artifacts/e2e-kind}
 mkdir -p "$work"
 tag=${E2E_KIND_TAG:-e2e-$(git rev-parse --short HEAD 2>/dev/null || echo dev)}
+CACHE="${IMAGE_CLONER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/image-cloner}"
 
-step "clusters and the upstream registry (kind-config/up.sh)"
-kind-config/up.sh | tee "$work/up.log"
+teardown() {
+  local rc=$?
+  if [ "${E2E_KIND_KEEP:-0}" = 1 ]; then
+    echo "e2e-kind: E2E_KIND_KEEP=1: everything stays up: kubeconfigs in $work; kind-config/down.sh, docker rm -f kind-backup and hack/kind/docker.sh stop remove it"
+    exit "$rc"
+  fi
+  step "teardown"
+  kind-config/down.sh >/dev/null 2>&1 || true
+  docker rm -f kind-backup >/dev/null 2>&1 || true
+  if [ "$engine" = "docker: started" ]; then
+    "$BASH" hack/kind/docker.sh stop
+  fi
+  echo "e2e-kind: $([ "$rc" = 0 ] && echo passed || echo "FAILED (exit $rc)") in $((SECONDS - t0))s"
+  exit "$rc"
+}
+trap teardown EXIT
+
+step "node image (hack/kind/node-image.sh)"
+node_image=$(hack/kind/node-image.sh | tail -1)
+step "registry image (hack/kind/images.sh registry)"
+registry_image=$(hack/kind/images.sh registry | tail -1)
+
+step "clusters and the upstream registry (kind-config/up.sh, --image $node_image)"
+KIND_NODE_IMAGE=$node_image REGISTRY_IMAGE=$registry_image kind-config/up.sh 2>&1 | tee "$work/up.log"
 up_ip=$(docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' kind-registry)
 [ -n "$up_ip" ] || die "kind-registry has no address on the kind network"
 
 step "backup registry kind-backup with htpasswd auth"
+imagetool="$CACHE/kind/bin/imagetool"  # hack/kind/images.sh built it
 pusher_pw=${E2E_KIND_PUSH_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')}
 puller_pw=${E2E_KIND_PULL_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr -d '/+=')}
 if [ "$(docker inspect -f '{{.State.Running}}' kind-backup 2>/dev/null || true)" = true ]; then
@@ -50,15 +83,15 @@ else
   docker rm -f kind-backup >/dev/null 2>&1 || true
   mkdir -p "$work/auth"
   {
-    docker run --rm --entrypoint htpasswd httpd:2.4-alpine -Bbn pusher "$pusher_pw"
-    docker run --rm --entrypoint htpasswd httpd:2.4-alpine -Bbn puller "$puller_pw"
-  } | grep -v '^$' > "$work/auth/htpasswd"
+    printf %s "$pusher_pw" | "$imagetool" htpasswd pusher
+    printf %s "$puller_pw" | "$imagetool" htpasswd puller
+  } > "$work/auth/htpasswd"
   (umask 077; printf %s "$pusher_pw" > "$work/pusher.password"; printf %s "$puller_pw" > "$work/puller.password")
   docker run -d --restart=always --network kind --name kind-backup -p 127.0.0.1:5002:5000 \
     -v "$work/auth:/auth:ro" \
     -e REGISTRY_AUTH=htpasswd -e REGISTRY_AUTH_HTPASSWD_REALM=image-cloner-e2e \
     -e REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd \
-    registry:3 >/dev/null
+    "$registry_image" >/dev/null
 fi
 backup_ip=$(docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' kind-backup)
 [ -n "$backup_ip" ] || die "kind-backup has no address on the kind network"
@@ -71,10 +104,8 @@ for c in hub member-1 member-2; do
   done
 done
 
-step "images localhost:5001/image-cloner/{hub,agent}:$tag"
-make docker-build IMAGE_REPO=localhost:5001/image-cloner IMAGE_TAG="$tag"
-docker push "localhost:5001/image-cloner/hub:$tag"
-docker push "localhost:5001/image-cloner/agent:$tag"
+step "images localhost:5001/image-cloner/{hub,agent}:$tag (hack/kind/images.sh, pushed to kind-registry)"
+IMAGE_REPO=localhost:5001/image-cloner IMAGE_TAG="$tag" IMAGE_PUSH=1 hack/kind/images.sh hub agent
 
 # Overlays of ours that pin the images; nodes pull localhost:5001 through up.sh's hosts.toml.
 for o in hub agent; do
@@ -111,30 +142,27 @@ hubctl -n "$ns" rollout restart deployment
 hubctl -n "$ns" rollout status deployment --timeout 5m
 
 step "the agents, and the members' registrations"
-make build
 kubeconfigs="hub=$work/hub.kubeconfig"
 for m in member-1 member-2; do
   kind get kubeconfig --name "image-cloner-$m" > "$work/$m.kubeconfig"
   kubectl --kubeconfig "$work/$m.kubeconfig" apply --server-side --force-conflicts -k "$work/overlays/agent"
   extra=()
   [ "$m" = member-2 ] && extra=(--cluster-api)
-  # The hub's pod reaches a member's API server by its node's name on the kind network.
-  bin/hub register --kubeconfig "$work/$m.kubeconfig" --name "$m" --namespace "$ns" \
-    --server "https://image-cloner-$m-control-plane:6443" \
+  # The hub's pod and the specs on this machine both reach a member's API server at its node's
+  # address on the kind network (in the API server's certificate: kubeadm's advertise address).
+  # The node's name resolves in pods only, not here, where RegistrationConventions connects.
+  node_ip=$(docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' "image-cloner-$m-control-plane")
+  [ -n "$node_ip" ] || die "image-cloner-$m-control-plane has no address on the kind network"
+  "bin/linux_$(go env GOARCH)/hub" register --kubeconfig "$work/$m.kubeconfig" --name "$m" --namespace "$ns" \
+    --server "https://$node_ip:6443" \
     --hub-kubeconfig "$work/hub.kubeconfig" "${extra[@]}"
   kubectl --kubeconfig "$work/$m.kubeconfig" -n "$ns" rollout status deployment --timeout 5m
   kubeconfigs="$kubeconfigs,$m=$work/$m.kubeconfig"
 done
 
-step "the e2e specs (TestExternal)"
-rc=0
+step "the e2e specs (TestExternal, then TestKindNodes)"
 E2E_KUBECONFIGS="$kubeconfigs" E2E_UPSTREAM="$up_ip:5000" \
-  go test -tags e2e -count=1 -timeout 20m -run '^TestExternal$' -v ./e2e/ || rc=$?
-
-if [ "${E2E_KIND_DOWN:-0}" = 1 ]; then
-  kind-config/down.sh
-  docker rm -f kind-backup >/dev/null 2>&1 || true
-else
-  echo "the clusters stay up: kubeconfigs in $work; kind-config/down.sh and docker rm -f kind-backup remove them"
-fi
-exit "$rc"
+  E2E_KIND_UPSTREAM_CONTAINER=kind-registry E2E_KIND_BACKUP_CONTAINER=kind-backup \
+  E2E_KIND_PULL_USER=puller E2E_KIND_RUNNABLE_BINARY="$CACHE/kind/bin/pause" \
+  go test -tags e2e -count=1 -timeout 30m -run "${E2E_KIND_RUN:-^(TestExternal|TestKindNodes)\$}" -v ./e2e/ 2>&1 |
+  tee "$work/go-test.log"
