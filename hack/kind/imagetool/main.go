@@ -46,7 +46,7 @@ var epoch = time.Unix(0, 0).UTC()
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: imagetool image|htpasswd ..."))
+		fail(errors.New("usage: imagetool image|htpasswd [args]"))
 	}
 	var err error
 	switch os.Args[1] {
