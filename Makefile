@@ -61,7 +61,17 @@ browser-deps: ## Install Debian's chromium (/usr/bin/chromium) for the dashboard
 	@hack/browser-deps.sh
 
 .PHONY: test
-test: test-deps browser-deps lint ## Run every test: lint, unit, integration (real apiservers, registries, headless Chromium), e2e (real hub and agent processes), fuzz seeds
+# make test ends with e2e-kind (Pods on real nodes) unless SKIP_E2E_KIND=1; one image platform
+# is enough there, the arm64 build is checked by make images.
+SKIP_E2E_KIND ?=
+
+test: test-deps browser-deps lint ## Run every test: lint, unit, integration (real apiservers, registries, headless Chromium), e2e (real hub and agent processes), fuzz seeds, then e2e-kind (SKIP_E2E_KIND=1 skips it)
+	@$(MAKE) --no-print-directory test-go
+	@if [ -n "$(SKIP_E2E_KIND)" ]; then echo "test: e2e-kind skipped (SKIP_E2E_KIND=$(SKIP_E2E_KIND))"; \
+	  else $(MAKE) --no-print-directory e2e-kind IMAGE_PLATFORMS=linux/$$($(GO) env GOARCH); fi
+
+.PHONY: test-go
+test-go: ## The Go tests of make test, without lint and e2e-kind
 	@rm -f artifacts/figures.txt; \
 	  assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
 	  [ -x "$$assets/kube-apiserver" ] || { echo "test: hack/test-deps.sh gave no assets: run it to see why"; exit 1; }; \
