@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/registration"
@@ -104,7 +103,7 @@ func TestImages_sourceOnTheBackupsHostDeletedStaysReady(t *testing.T) {
 		if ci.Status.Phase == v1alpha1.PhaseFailed {
 			return false, fmt.Errorf("the backup was marked Failed although it is intact: %+v", ci.Status.Conditions)
 		}
-		gone = meta.FindStatusCondition(ci.Status.Conditions, images.SourceCondition)
+		gone = meta.FindStatusCondition(ci.Status.Conditions, v1alpha1.SourceCondition)
 		return gone != nil && gone.Status == metav1.ConditionFalse, nil
 	})).To(Succeed(), "the missing source was not reported")
 	g.Expect(gone.Reason).To(Equal(v1alpha1.ReasonSourceNotFound))

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
@@ -68,7 +67,7 @@ func TestImages_movedTagsAreCopiedAgainAndPrunedBackupsRestored(t *testing.T) {
 		if err != nil || ci == nil {
 			return false, err
 		}
-		gone = meta.FindStatusCondition(ci.Status.Conditions, images.SourceCondition)
+		gone = meta.FindStatusCondition(ci.Status.Conditions, v1alpha1.SourceCondition)
 		return gone != nil && gone.Status == metav1.ConditionFalse, nil
 	})).To(Succeed(), "the missing source was not reported")
 	g.Expect(gone.Reason).To(Equal(v1alpha1.ReasonSourceNotFound))

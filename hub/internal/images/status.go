@@ -23,10 +23,6 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 )
 
-// SourceCondition is the condition type that says whether the source could be checked; it is
-// False, with the reason, when a Ready backup's source could not be resolved.
-const SourceCondition = "SourceAvailable"
-
 // Event reasons on workloads.
 const (
 	ReasonBackupFailed = "BackupFailed"
@@ -73,7 +69,7 @@ func (r *Reconciler) markReady(ctx context.Context, src imageref.Reference, back
 			st.Size = size
 			st.LastVerified = &now
 			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, reason, fmt.Sprintf("%s is backed up as %s@%s", src, backup, res.Digest))
-			meta.RemoveStatusCondition(&st.Conditions, SourceCondition)
+			meta.RemoveStatusCondition(&st.Conditions, v1alpha1.SourceCondition)
 		}))
 	}
 	return errors.Join(errs...)
@@ -106,7 +102,7 @@ func (r *Reconciler) markSourceProblem(ctx context.Context, src imageref.Referen
 	for _, u := range users {
 		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			st.LastVerified = &now
-			setCondition(st, gen, SourceCondition, metav1.ConditionFalse, reason, "the backup is intact, but the source could not be checked for a new digest: "+cut(cause.Error()))
+			setCondition(st, gen, v1alpha1.SourceCondition, metav1.ConditionFalse, reason, "the backup is intact, but the source could not be checked for a new digest: "+cut(cause.Error()))
 		}))
 	}
 	return errors.Join(errs...)

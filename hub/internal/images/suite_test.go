@@ -254,7 +254,7 @@ func TestBackUp_sourceGoneKeepsOnlyAnIntactBackupReady(t *testing.T) {
 
 	suite.copier.set(image, step{err: fmt.Errorf("resolving: %w", &transport.Error{StatusCode: http.StatusNotFound})})
 	ci := waitFor(t, image, "reported as SourceNotFound", func(ci *v1alpha1.ClonedImage) bool {
-		c := meta.FindStatusCondition(ci.Status.Conditions, images.SourceCondition)
+		c := meta.FindStatusCondition(ci.Status.Conditions, v1alpha1.SourceCondition)
 		return c != nil && c.Status == metav1.ConditionFalse
 	})
 	g.Expect(ci.IsReady()).To(BeTrue())

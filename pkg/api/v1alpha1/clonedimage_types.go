@@ -24,6 +24,11 @@ const (
 // ReadyCondition is the condition type that summarises a ClonedImage.
 const ReadyCondition = "Ready"
 
+// SourceCondition is the condition type that says whether the source could be checked; it is
+// False, with the reason, when a Ready backup's source could not be resolved (deleted upstream,
+// unreachable): the backup stays Ready.
+const SourceCondition = "SourceAvailable"
+
 // Reasons of the Ready condition. A reason is a CamelCase word a machine can switch on; the
 // condition's message is the sentence a person reads.
 const (
