@@ -108,6 +108,20 @@ func TestPatcher(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred(), "%T %s: %s is %q, want %q", obj, obj.GetName(), name, got, want)
 	}
 
+	// waitCached waits until d is in the manager's cache, where the reconciler reads it.
+	waitCached := func(g Gomega, d *appsv1.Deployment) {
+		g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
+			return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
+		})).To(Succeed())
+	}
+	// reconcileNow reconciles d directly once it is cached: the outcome is decided, not raced
+	// against the controller.
+	reconcileNow := func(g Gomega, d *appsv1.Deployment) {
+		waitCached(g, d)
+		_, err := deployments.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+
 	t.Run("patchesEveryKindWhoseImageHasAReadyBackup", func(t *testing.T) {
 		g := NewWithT(t)
 		ns, err := agenttest.Namespace(ctx, c, nil)
@@ -162,11 +176,7 @@ func TestPatcher(t *testing.T) {
 		g.Expect(c.Create(ctx, d)).To(Succeed())
 
 		// Reconcile directly: the outcome is decided, not raced against the controller.
-		g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
-			return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
-		})).To(Succeed())
-		_, err = deployments.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
-		g.Expect(err).NotTo(HaveOccurred())
+		reconcileNow(g, d)
 		g.Expect(image(d, workload.Containers, "main")()).To(Equal("redis:7"), "a Pending backup must not be used")
 
 		g.Expect(agenttest.SetPhase(ctx, c, ci, apiv1.PhaseReady, backupRegistry+"/docker.io_library_redis:7")).To(Succeed())
@@ -198,11 +208,7 @@ func TestPatcher(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		d := agenttest.Deployment(ns, "ignored", "alpine:3.20", "alpine:3.20")
 		g.Expect(c.Create(ctx, d)).To(Succeed())
-		g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
-			return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
-		})).To(Succeed())
-		_, err = deployments.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
-		g.Expect(err).NotTo(HaveOccurred())
+		reconcileNow(g, d)
 		g.Expect(image(d, workload.Containers, "main")()).To(Equal("alpine:3.20"))
 	})
 
@@ -224,11 +230,7 @@ func TestPatcher(t *testing.T) {
 		control := agenttest.Deployment(ns, "control", "redis:7", "redis:7")
 		for _, d := range []*appsv1.Deployment{optedOut, ignored, control} {
 			g.Expect(c.Create(ctx, d)).To(Succeed())
-			g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
-				return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
-			})).To(Succeed())
-			_, err = deployments.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
-			g.Expect(err).NotTo(HaveOccurred())
+			reconcileNow(g, d)
 		}
 		g.Expect(image(optedOut, workload.Containers, "main")()).To(Equal("redis:7"))
 		g.Expect(image(ignored, workload.Containers, "main")()).To(Equal("memcached:1.6"))
@@ -245,11 +247,7 @@ func TestPatcher(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		d := agenttest.Deployment(ns, "gitops", "memcached:1.6", "memcached:1.6")
 		g.Expect(c.Create(ctx, d)).To(Succeed())
-		g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
-			return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
-		})).To(Succeed())
-		_, err = deployments.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
-		g.Expect(err).NotTo(HaveOccurred())
+		reconcileNow(g, d)
 		g.Expect(image(d, workload.Containers, "main")()).To(Equal("memcached:1.6"))
 	})
 
@@ -263,9 +261,7 @@ func TestPatcher(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		d := agenttest.Deployment(ns, "lb", "haproxy:3.0", "haproxy:3.0")
 		g.Expect(c.Create(ctx, d)).To(Succeed())
-		g.Expect(testenv.WaitFor(ctx, 10*time.Second, func(ctx context.Context) (bool, error) {
-			return mgr.GetCache().Get(ctx, client.ObjectKeyFromObject(d), &appsv1.Deployment{}) == nil, nil
-		})).To(Succeed())
+		waitCached(g, d)
 
 		// Someone else writes the Deployment between the patcher's read and its update.
 		conflicts := 0
