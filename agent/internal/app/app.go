@@ -26,12 +26,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/agent/internal/admission"
+	"github.com/image-cloner/image-cloner/agent/internal/certs"
 	"github.com/image-cloner/image-cloner/agent/internal/patcher"
 	"github.com/image-cloner/image-cloner/agent/internal/pullsecrets"
-	"github.com/image-cloner/image-cloner/pkg/admission"
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
-	"github.com/image-cloner/image-cloner/pkg/certs"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 

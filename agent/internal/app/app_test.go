@@ -36,14 +36,14 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/agent/internal/admission"
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
 	"github.com/image-cloner/image-cloner/agent/internal/app"
-	"github.com/image-cloner/image-cloner/pkg/admission"
+	"github.com/image-cloner/image-cloner/agent/internal/certs"
+	"github.com/image-cloner/image-cloner/internal/backups"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
-	"github.com/image-cloner/image-cloner/pkg/certs"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 

@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )

@@ -22,10 +22,10 @@ import (
 
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
 	"github.com/image-cloner/image-cloner/agent/internal/patcher"
+	"github.com/image-cloner/image-cloner/internal/backups"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/config"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 

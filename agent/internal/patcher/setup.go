@@ -6,7 +6,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/image-cloner/image-cloner/pkg/backups"
+	"github.com/image-cloner/image-cloner/internal/backups"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 

@@ -18,9 +18,9 @@ import (
 
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
 	"github.com/image-cloner/image-cloner/agent/internal/pullsecrets"
+	"github.com/image-cloner/image-cloner/internal/backups"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 const agentNS = apiv1.DefaultNamespace

@@ -14,9 +14,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // TestClusters_deleteDisconnectsAndRotateReconnects deletes one member's registration Secret and

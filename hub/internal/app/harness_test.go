@@ -24,12 +24,12 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/app"
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 const hubNS = v1alpha1.DefaultNamespace

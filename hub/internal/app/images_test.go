@@ -22,12 +22,12 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // TestImages_failedCopiesAreActionableAndOthersStayReady runs a workload with an image that

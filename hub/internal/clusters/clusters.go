@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 
-	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/internal/registration"
 )
 
 // State is where a member's connection stands.

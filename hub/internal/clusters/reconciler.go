@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
-	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/internal/registration"
 )
 
 // Reconciler turns registration Secrets in Namespace into connections held by Registry. It

@@ -27,11 +27,11 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // The suite is one real API server, registered with the hub's fleet as its local cluster, and

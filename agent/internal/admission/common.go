@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 )
 
 // Paths the webhooks are served at; deploy/webhooks uses the same. The first two are the seed's.

@@ -21,8 +21,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 )
 
