@@ -69,7 +69,7 @@ func newObject(req admission.Request) client.Object {
 }
 
 // excluded says why namespace ns is not for the webhooks, "" when it is.
-func excluded(ctx context.Context, r client.Reader, s *backups.Settings, ns string) (string, error) {
+func excluded(ctx context.Context, r client.Reader, s *backups.Policy, ns string) (string, error) {
 	if ns == "" {
 		return "not namespaced", nil
 	}

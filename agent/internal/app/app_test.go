@@ -275,7 +275,7 @@ func TestAgent(t *testing.T) {
 
 		// The handler checks it too, should a configuration lack the namespaceSelector.
 		v := &admission.Validator{Client: mc, Reader: mc, Lookup: &backups.Lookup{Reader: mc},
-			Settings: backups.FromConfigMap(mc, agentNS), Decoder: webhookadmission.NewDecoder(testenv.Scheme())}
+			Policy: backups.FromConfigMap(mc, agentNS), Decoder: webhookadmission.NewDecoder(testenv.Scheme())}
 		for _, ns := range []string{optedOut, "kube-system", agentNS} {
 			resp := v.Handle(ctx, request(g, admissionv1.Create, agenttest.Deployment(ns, "x", img, img)))
 			g.Expect(resp.Allowed).To(BeTrue(), "namespace %s", ns)

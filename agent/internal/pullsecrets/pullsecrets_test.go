@@ -68,7 +68,7 @@ func TestPullSecrets(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	s := backups.Defaults(agentNS)
 	s.IgnoredNamespaces = append(s.IgnoredNamespaces, ignored)
-	r := &pullsecrets.Reconciler{Client: mgr.GetClient(), Namespace: agentNS, Settings: backups.Static(s)}
+	r := &pullsecrets.Reconciler{Client: mgr.GetClient(), Namespace: agentNS, Policy: backups.Static(s)}
 	g.Expect(r.SetupWithManager(mgr)).To(Succeed())
 	go func() { _ = mgr.Start(ctx) }()
 	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())

@@ -35,8 +35,8 @@ func TestClusters_deleteDisconnectsAndRotateReconnects(t *testing.T) {
 
 	g.Expect(f.hub.Client.Delete(ctx, s1)).To(Succeed())
 	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
-		return f.status(m1.Name).State == "" && f.h.Clusters.Member(m1.Name) == nil, nil
-	})).To(Succeed(), "still registered: %+v", f.h.Clusters.Snapshot())
+		return f.status(m1.Name).State == "" && f.h.Fleet.Member(m1.Name) == nil, nil
+	})).To(Succeed(), "still registered: %+v", f.h.Fleet.Snapshot())
 
 	// The same image in both members: the reconcile that makes it Ready in member2 looks at every
 	// connected member, so member1 having none proves it is no longer served.
@@ -163,7 +163,7 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 		g.Expect(strings.Contains(msg, string(m1.Config.CAData[:40]))).To(BeFalse())
 
 		var st clusters.Status
-		for _, s := range f.h.Clusters.Snapshot() {
+		for _, s := range f.h.Fleet.Snapshot() {
 			if s.Secret == hubNS+"/"+n {
 				st = s
 			}

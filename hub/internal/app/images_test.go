@@ -88,7 +88,7 @@ func TestImages_failedCopiesAreActionableAndOthersStayReady(t *testing.T) {
 	g.Expect(m1.Client.Create(ctx, deployment(ns, "other", other))).To(Succeed())
 	denied := waitPhase(t, m1, other, v1alpha1.PhaseFailed)
 	cond = meta.FindStatusCondition(denied.Status.Conditions, v1alpha1.ReadyCondition)
-	g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonAuthenticationError))
+	g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonAuthenticationFailed))
 	g.Expect(cond.Message).To(ContainSubstring("push credentials"))
 	g.Expect(cond.Message).NotTo(ContainSubstring("wrong"))
 

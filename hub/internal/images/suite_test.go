@@ -71,9 +71,9 @@ func TestMain(m *testing.M) {
 		t.Fatalf("adding the fleet: %v", err)
 	}
 	r := &images.Reconciler{
-		Clusters: reg,
-		Log:      logr.Discard(),
-		Settings: func() (*config.Config, images.Copier) { return cfg, suite.copier },
+		Fleet:   reg,
+		Log:     logr.Discard(),
+		InForce: func() (*config.Config, images.Copier) { return cfg, suite.copier },
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up the reconciler: %v", err)

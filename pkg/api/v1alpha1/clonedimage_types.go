@@ -40,7 +40,7 @@ const (
 	ReasonSourceUnreachable   = "SourceUnreachable"
 	ReasonSourceNotFound      = "SourceNotFound"
 	ReasonBackupUnreachable   = "BackupUnreachable"
-	ReasonAuthenticationError = "AuthenticationFailed"
+	ReasonAuthenticationFailed = "AuthenticationFailed"
 	ReasonRateLimited         = "RateLimited"
 	ReasonSchema1Refused      = "Schema1Refused"
 	ReasonDigestMismatch      = "DigestMismatch"
