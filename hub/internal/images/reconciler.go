@@ -158,7 +158,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 func (r *Reconciler) reconcile(ctx context.Context, cfg *config.Config, copier Copier, src imageref.Reference, users []*user) (ctrl.Result, error) {
 	backup, err := cfg.Namer.Backup(src)
 	if err != nil {
-		return ctrl.Result{}, r.fail(ctx, users, src, "", v1alpha1.ReasonInvalidReference, err)
+		return ctrl.Result{}, r.fail(ctx, users, src, imageref.Reference{}, v1alpha1.ReasonInvalidReference, err)
 	}
 	backup = backup.WithDigest("") // copies are tagged: registries such as quay.io collect untagged manifests
 	if wait, ok := r.upToDate(cfg, src, backup, users); ok {
@@ -246,13 +246,13 @@ func (r *Reconciler) interval(cfg *config.Config, src imageref.Reference) time.D
 func (r *Reconciler) backUp(ctx context.Context, cfg *config.Config, copier Copier, src, backup imageref.Reference, users []*user) (ctrl.Result, error) {
 	srcName, dstName, err := names(src, backup)
 	if err != nil {
-		return ctrl.Result{}, r.fail(ctx, users, src, backup.String(), v1alpha1.ReasonInvalidReference, err)
+		return ctrl.Result{}, r.fail(ctx, users, src, backup, v1alpha1.ReasonInvalidReference, err)
 	}
 	if r.verifyDue(cfg, users) {
 		// The backup may have been pruned: ask the registry, not the Mirror's memory.
 		copier.Forget(dstName)
 	}
-	if err := r.markCloning(ctx, src, backup.String(), users); err != nil {
+	if err := r.markCloning(ctx, src, backup, users); err != nil {
 		return ctrl.Result{}, err
 	}
 	o := r.copy(ctx, copier, srcName, dstName, users)
@@ -327,12 +327,12 @@ func (r *Reconciler) record(ctx context.Context, cfg *config.Config, src, backup
 			logr.FromContextOrDiscard(ctx).V(1).Info("Backed up image", "backup", backup.String(), "digest", o.res.Digest.String(),
 				"bytesUploaded", o.res.BytesUploaded, "bytesMounted", o.res.BytesMounted)
 		}
-		return again(r.markReady(ctx, src, backup.String(), o.res, users))
+		return again(r.markReady(ctx, src, backup, o.res, users))
 	case o.backupIntact:
 		// Stay Ready, say what happened, and look again after the interval.
 		return again(r.markSourceProblem(ctx, src, o.reason, o.err, users))
 	}
-	if err := r.fail(ctx, users, src, backup.String(), o.reason, o.err); err != nil {
+	if err := r.fail(ctx, users, src, backup, o.reason, o.err); err != nil {
 		return ctrl.Result{}, err
 	}
 	var rl *mirror.RateLimitedError
