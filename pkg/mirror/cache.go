@@ -11,9 +11,9 @@ import (
 )
 
 // presenceCache remembers which digest each destination reference (repository plus tag or
-// digest) was seen to hold, and when. Entries older than the TTL are not trusted: backups get
-// pruned (retention policies, people) and a stale "it's there" sends workloads pointed at the
-// backup into ImagePullBackOff, so after the TTL one HEAD confirms the entry again.
+// digest) was seen to hold, and when. Entries older than the TTL are not trusted: copies get
+// pruned (retention policies, people) and a stale "it's there" sends whoever pulls the copy
+// into a failed pull, so after the TTL one HEAD confirms the entry again.
 //
 // It is golang-lru's Cache with the TTL checked on read rather than golang-lru's expirable
 // package, so that the clock can be injected in tests.

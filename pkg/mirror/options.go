@@ -24,7 +24,6 @@ const (
 )
 
 const (
-	defaultUserAgent = "image-cloner"
 	// The blob index holds this many digests per presence cache entry: images have a few
 	// blobs each.
 	defaultBlobIndexSizeFactor = 4
@@ -39,7 +38,7 @@ type Option func(*options) error
 type options struct {
 	transport      http.RoundTripper
 	sourceKeychain authn.Keychain
-	targetKeychain authn.Keychain
+	dstKeychain    authn.Keychain
 	jobs           int
 	maxCopies      int
 	cacheSize      int
@@ -58,7 +57,7 @@ type options struct {
 func defaultOptions() *options {
 	return &options{
 		sourceKeychain: anonymousKeychain{},
-		targetKeychain: anonymousKeychain{},
+		dstKeychain:    anonymousKeychain{},
 		jobs:           DefaultJobs,
 		maxCopies:      DefaultMaxConcurrentCopies,
 		cacheSize:      DefaultCacheSize,
@@ -69,12 +68,11 @@ func defaultOptions() *options {
 		maxDelay:       DefaultRetryMaxDelay,
 		logger:         logr.Discard(),
 		clock:          realClock{},
-		userAgent:      defaultUserAgent,
 		digestTags:     true,
 	}
 }
 
-// WithDigestTags makes Copy tag every image it puts into a target repository with its digest
+// WithDigestTags makes Copy tag every image it puts into a destination repository with its digest
 // as well, as DigestTag(digest) (sha256-<hex>), and Present make sure that tag is there.
 //
 // Registries garbage-collect manifests that no tag points to: distribution's
@@ -120,15 +118,16 @@ func WithSourceKeychain(k authn.Keychain) Option {
 	}
 }
 
-// WithTargetKeychain sets where the push credentials for the backup registry come from.
+// WithDestinationKeychain sets where the push credentials for the destination registries come
+// from.
 //
 // The default is anonymous access.
-func WithTargetKeychain(k authn.Keychain) Option {
+func WithDestinationKeychain(k authn.Keychain) Option {
 	return func(o *options) error {
 		if k == nil {
-			return errors.New("target keychain must not be nil")
+			return errors.New("destination keychain must not be nil")
 		}
-		o.targetKeychain = k
+		o.dstKeychain = k
 		return nil
 	}
 }
@@ -151,7 +150,7 @@ func WithJobs(n int) Option {
 // WithMaxConcurrentCopies bounds how many copies run at the same time across the whole Mirror;
 // further copies wait for a slot. Lookups (Resolve, Present, cache hits) are not bounded.
 //
-// The default is 5, the seed's MAX_CONCURRENT_RECONCILES.
+// The default is 5.
 func WithMaxConcurrentCopies(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
@@ -163,7 +162,7 @@ func WithMaxConcurrentCopies(n int) Option {
 }
 
 // WithCacheSize sets how many destination references the presence cache remembers. The index of
-// blobs known to be in the backup registry (used for cross-repository mounts) holds four times
+// blobs known to be in the destination registry (used for cross-repository mounts) holds four times
 // as many digests.
 //
 // The default is 4096.
@@ -178,7 +177,7 @@ func WithCacheSize(n int) Option {
 }
 
 // WithCacheTTL sets how long an entry of the presence cache is trusted before the destination is
-// asked again (one manifest HEAD). Backups can be pruned behind the Mirror's back; the TTL bounds
+// asked again (one manifest HEAD). Copies can be pruned behind the Mirror's back; the TTL bounds
 // how long such a loss goes unnoticed.
 //
 // The default is 10 minutes.
@@ -236,7 +235,8 @@ func WithObserver(obs Observer) Option {
 	}
 }
 
-// WithLogger sets the logger. Copies are logged at level 0, requests and retries at level 1.
+// WithLogger sets the logger. Copies are logged at level 0, skipped copies and retries at level
+// 1, every request at level 2.
 //
 // The default discards logs.
 func WithLogger(l logr.Logger) Option {
@@ -246,7 +246,14 @@ func WithLogger(l logr.Logger) Option {
 	}
 }
 
-// WithClock sets the clock used for cache expiry, Retry-After dates and retry waits, for tests.
+// WithClock sets the clock the Mirror reads and waits on in three places: the age of presence
+// cache entries (WithCacheTTL), the current time against which a Retry-After date is read, and
+// the waits between attempts of a request (WithRetry, Retry-After). A fake clock lets a test
+// expire the cache or run retries without sleeping.
+//
+// Everything else keeps real time: request and stall timeouts (WithRequestTimeout), the wait for
+// another copy's upload of a shared blob, the whole-upload retries go-containerregistry makes
+// itself, and the durations passed to the Observer.
 //
 // The default is the system clock.
 func WithClock(c Clock) Option {
@@ -260,9 +267,9 @@ func WithClock(c Clock) Option {
 }
 
 // WithUserAgent sets the product token sent in the User-Agent header, followed by
-// go-containerregistry's own.
+// go-containerregistry's own, e.g. "my-mirror/1.2".
 //
-// The default is "image-cloner".
+// The default is none: go-containerregistry's own token alone.
 func WithUserAgent(ua string) Option {
 	return func(o *options) error {
 		o.userAgent = ua

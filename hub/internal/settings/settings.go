@@ -30,6 +30,9 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 )
 
+// userAgent is the product token of the hub's registry requests.
+const userAgent = "image-cloner"
+
 // ReasonInvalidConfiguration is the reason of the Warning Event on the ConfigMap when it is
 // invalid.
 const ReasonInvalidConfiguration = "InvalidConfiguration"
@@ -166,7 +169,7 @@ func (r *Reconciler) load(ctx context.Context) (*config.Config, *config.Credenti
 }
 
 func (r *Reconciler) newMirror(cfg *config.Config, creds *config.Credentials) (*mirror.Mirror, error) {
-	opts := append([]mirror.Option{mirror.WithMaxConcurrentCopies(cfg.MaxConcurrentReconciles)}, r.MirrorOptions...)
+	opts := append([]mirror.Option{mirror.WithUserAgent(userAgent), mirror.WithMaxConcurrentCopies(cfg.MaxConcurrentReconciles)}, r.MirrorOptions...)
 	if creds.Push != nil {
 		kc, err := dockerconfig.Keychain(creds.Push)
 		if err != nil {
@@ -174,7 +177,7 @@ func (r *Reconciler) newMirror(cfg *config.Config, creds *config.Credentials) (*
 		}
 		// The push config may also hold credentials for source registries (e.g. Docker Hub,
 		// to lift its pull limits); nothing is pushed there.
-		opts = append(opts, mirror.WithTargetKeychain(kc), mirror.WithSourceKeychain(kc))
+		opts = append(opts, mirror.WithDestinationKeychain(kc), mirror.WithSourceKeychain(kc))
 	}
 	return mirror.New(opts...)
 }
