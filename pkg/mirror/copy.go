@@ -48,6 +48,9 @@ type Result struct {
 	// Shared is true when another Copy call did the work and this one shared its outcome. The
 	// counts are that call's, so add up only results that are not Shared.
 	Shared bool
+	// Referrers counts the signatures, attestations, SBOMs and other referrers the copy dealt
+	// with (WithReferrers); zero on a cache hit. Their bytes are not in the counts above.
+	Referrers Referrers
 }
 
 // Copy makes dst, in the destination registry, hold the image src points to, unchanged: same
@@ -58,6 +61,9 @@ type Result struct {
 //  2. the presence cache may know that dst holds that digest: CacheHit, no request at all;
 //  3. one HEAD of dst may show it holds that digest: AlreadyPresent;
 //  4. otherwise the image is copied and the result verified with a HEAD of dst.
+//
+// After 3 or 4, the image's referrers are copied (WithReferrers): the presence cache only
+// answers for an image whose referrers a Copy copied.
 //
 // Concurrent calls for the same digest and destination repository share one copy. dst may be a
 // tag or a digest reference; a digest reference must name src's digest.
@@ -87,7 +93,7 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 			what: fmt.Sprintf("the destination names digest %s but the source is %s", d.DigestStr(), digest)})
 	}
 
-	if p, ok := m.presence.fresh(dst); ok && p.digest == digest && m.digestTagged(dst, digest) {
+	if p, ok := m.presence.fresh(dst); ok && p.digest == digest && m.digestTagged(dst, digest) && (p.referrers || !m.o.referrers) {
 		m.cacheHit(dst)
 		m.o.logger.V(1).Info("Skipping copy: destination known present", "source", src.String(), "destination", dst.String(), "digest", digest.String())
 		return Result{Digest: digest, MediaType: p.mediaType, Size: p.size, CacheHit: true}, nil
@@ -146,7 +152,10 @@ func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 		p, _ := m.presence.entries.Peek(cacheKey(dst))
 		m.o.logger.V(1).Info("Skipping copy: destination present", "source", src.String(), "destination", dst.String(), "digest", digest.String())
 		res := Result{Digest: digest, MediaType: desc.MediaType, Size: max(p.size, desc.Size), AlreadyPresent: true}
-		return res, m.ensureDigestTag(ctx, dst, digest, nil)
+		if err := m.ensureDigestTag(ctx, dst, digest, nil); err != nil {
+			return res, err
+		}
+		return m.copyReferrers(ctx, job, res, nil)
 	}
 
 	release, err := m.acquire(ctx)
@@ -158,7 +167,10 @@ func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 		m.o.observer.CopyStarted(src, dst)
 	}
 	m.o.logger.Info("Copying image", "source", src.String(), "destination", dst.String(), "digest", digest.String())
-	res, err := m.copyImage(ctx, job)
+	res, manifest, err := m.copyImage(ctx, job)
+	if err == nil {
+		res, err = m.copyReferrers(ctx, job, res, manifest)
+	}
 	if m.o.observer.CopyEnded != nil {
 		m.o.observer.CopyEnded(src, dst, err)
 	}
@@ -167,7 +179,23 @@ func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 	}
 	m.o.logger.Info("Copied image", "source", src.String(), "destination", dst.String(), "digest", digest.String(),
 		"size", res.Size, "bytesUploaded", res.BytesUploaded, "bytesMounted", res.BytesMounted,
-		"blobsUploaded", res.BlobsUploaded, "blobsMounted", res.BlobsMounted, "blobsSkipped", res.BlobsSkipped)
+		"blobsUploaded", res.BlobsUploaded, "blobsMounted", res.BlobsMounted, "blobsSkipped", res.BlobsSkipped,
+		"referrersFound", res.Referrers.Found, "referrersCopied", res.Referrers.Copied)
+	return res, nil
+}
+
+// copyReferrers copies the referrers of the image job copied (or found present), with
+// WithReferrers, and records in the presence cache that they are there.
+func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, manifest []byte) (Result, error) {
+	if !m.o.referrers {
+		return res, nil
+	}
+	r, err := m.syncReferrers(ctx, job.pinned, job.dst, job.digest, res.MediaType, manifest)
+	res.Referrers = r
+	if err != nil {
+		return res, err
+	}
+	m.presence.referrersCopied(job.dst, job.digest)
 	return res, nil
 }
 
@@ -175,7 +203,7 @@ func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 // with the source's manifests unchanged (so digests are preserved) and layers prepared for
 // cross-repository mounts. A Pusher and a Puller live for one copy only: their internal maps
 // (per repository, per digest) never shrink, so sharing them would leak in a long-running hub.
-func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
+func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
 	res := Result{Digest: digest}
 	st := newCopyStats(dst.Context(), m.o.observer)
@@ -183,18 +211,18 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 
 	puller, err := remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	desc, err := puller.Get(ctx, src)
 	if err != nil {
-		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
+		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}
 	// go-containerregistry decodes manifests with a json.Decoder, whose error for a truncated
 	// document (io.ErrUnexpectedEOF) reads like a connection cut mid-body; json.Unmarshal
 	// reports it as the syntax error it is, so the source gets the blame and the advice.
 	var probe json.RawMessage
 	if err := json.Unmarshal(desc.Manifest, &probe); err != nil {
-		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
+		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}
 	res.MediaType = desc.MediaType
 	st.addManifest(desc.Digest, desc.Size)
@@ -211,48 +239,48 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 			image, err = newMirrorIndex(idx, t)
 		}
 		if err != nil {
-			return res, fmt.Errorf("reading the index: %w", explain(err, src, nil, SideSource))
+			return res, nil, fmt.Errorf("reading the index: %w", explain(err, src, nil, SideSource))
 		}
 	case mt.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return res, fmt.Errorf("reading the image: %w", explain(err, src, nil, SideSource))
+			return res, nil, fmt.Errorf("reading the image: %w", explain(err, src, nil, SideSource))
 		}
 		image = &mirrorImage{Image: img, t: t}
 	case mt.IsSchema1():
 		// Schema1 gives the fsLayers as layers and the raw (possibly signed) manifest.
 		img, err := desc.Schema1()
 		if err != nil {
-			return res, fmt.Errorf("reading the schema 1 manifest: %w", explain(err, src, nil, SideSource))
+			return res, nil, fmt.Errorf("reading the schema 1 manifest: %w", explain(err, src, nil, SideSource))
 		}
 		image = &mirrorImage{Image: img, t: t}
 	default:
-		return res, &unsupportedError{what: fmt.Sprintf("manifest media type %q is not an image, an index or schema 1", mt)}
+		return res, nil, &unsupportedError{what: fmt.Sprintf("manifest media type %q is not an image, an index or schema 1", mt)}
 	}
 
 	pusher, err := remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	if err := pusher.Push(ctx, dst, image); err != nil {
 		if t.schema1 && isManifestRefused(err) {
-			return res, &Schema1Error{Source: job.src.String(), Destination: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
+			return res, nil, &Schema1Error{Source: job.src.String(), Destination: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
 		}
-		return res, fmt.Errorf("pushing: %w", explain(err, src, dst, SideDestination))
+		return res, nil, fmt.Errorf("pushing: %w", explain(err, src, dst, SideDestination))
 	}
 	if err := m.verify(ctx, dst, digest); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	st.result(&res)
 	m.presence.add(dst, presence{digest: digest, mediaType: res.MediaType, size: res.Size})
 	// The manifest is at hand: the digest tag costs one PUT, no HEAD or read-back.
 	if err := m.ensureDigestTag(ctx, dst, digest, desc); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	for h, size := range st.present() {
 		m.blobs.add(dst.Context(), h, size)
 	}
-	return res, nil
+	return res, desc.Manifest, nil
 }
 
 // verify checks with a HEAD that dst now holds digest.

@@ -143,6 +143,7 @@ func Classify(err error) Kind {
 	var te *transport.Error
 	var bad *name.ErrBadName
 	var unsupported *unsupportedError
+	var notListed *notListedError
 	switch {
 	case errors.As(err, &s1):
 		return KindSchema1
@@ -152,7 +153,7 @@ func Classify(err error) Kind {
 		return KindRateLimited
 	case errors.As(err, &te):
 		return classifyStatus(te)
-	case errors.As(err, &bad), errors.As(err, &unsupported), isMalformed(err):
+	case errors.As(err, &bad), errors.As(err, &unsupported), errors.As(err, &notListed), isMalformed(err):
 		return KindInvalid
 	case errors.Is(err, context.Canceled):
 		return KindOther

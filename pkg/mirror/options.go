@@ -52,6 +52,7 @@ type options struct {
 	clock          Clock
 	userAgent      string
 	digestTags     bool
+	referrers      bool
 }
 
 func defaultOptions() *options {
@@ -69,6 +70,7 @@ func defaultOptions() *options {
 		logger:         logr.Discard(),
 		clock:          realClock{},
 		digestTags:     true,
+		referrers:      true,
 	}
 }
 
@@ -85,6 +87,36 @@ func defaultOptions() *options {
 func WithDigestTags(on bool) Option {
 	return func(o *options) error {
 		o.digestTags = on
+		return nil
+	}
+}
+
+// WithReferrers makes Copy copy, with each image, what refers to it in its source repository:
+// cosign's signatures, attestations and SBOMs under their tags (sha256-<hex>.sig, .att, .sbom),
+// and OCI 1.1 referrers (manifests whose subject is the image: cosign's sigstore bundles,
+// Notation signatures, SBOMs attached with ORAS ...), for the image, for each image of an index,
+// and for those referrers in turn. They are copied byte for byte into the destination
+// repository, under the same tags or listed as referrers there (by the referrers API where the
+// registry has one, by the referrers tag schema where it has not), so a signature made for the
+// source verifies against the copy.
+//
+// A Copy that reaches the registries (not a cache hit) looks for new ones each time: they are
+// often added after the image. The image counts as copied only with its referrers: when one
+// that the source has cannot be copied, or listed, Copy fails with a *ReferrersError (the
+// image itself is in the destination by then). A source without any is not an error. The
+// costs: three manifest HEADs and a referrers request on the source per image (and per image
+// of an index), and, for what it finds, a HEAD or a referrers request on the destination.
+//
+// On a destination registry without the referrers API, the referrers of an image are listed in
+// an index tagged sha256-<hex>: the tag WithDigestTags gives the image itself. The digest tag is
+// kept, so OCI referrers of such an image make Copy fail there with a ReferrersError that says
+// so; cosign's tags are not affected. Use a registry with the referrers API, or turn off one of
+// the two options.
+//
+// The default is true.
+func WithReferrers(on bool) Option {
+	return func(o *options) error {
+		o.referrers = on
 		return nil
 	}
 }
