@@ -72,6 +72,14 @@ func TestReason_mapsMirrorKindsAndSides(t *testing.T) {
 	g.Expect(reasonFor(fmt.Errorf("x: %w", &mirror.Schema1Error{Source: "a", Destination: "b"}))).To(Equal(v1alpha1.ReasonSchema1Refused))
 }
 
+// The copy engine's advice names its own options; the hub names the key that sets them, and
+// says nothing about errors it has nothing to add to.
+func TestHubAdvice_namesTheConfigMapKeyForReferrersNotListed(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(hubAdvice(fmt.Errorf("copying: %w", mirror.ErrReferrersNotListed))).To(ContainSubstring("COPY_REFERRERS=false"))
+	g.Expect(hubAdvice(fmt.Errorf("copying: %w", &mirror.DigestMismatchError{}))).To(BeEmpty())
+}
+
 // The copy engine and the namer must agree on the digest tag, or a backup's reserved tag and
 // the tag the engine writes would differ.
 func TestDigestTag_isTheSameInTheNamerAndTheCopyEngine(t *testing.T) {
