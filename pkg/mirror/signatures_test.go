@@ -37,7 +37,7 @@ import (
 // digest against the copy's.
 
 const (
-	simpleSigning      = types.MediaType("application/vnd.dev.cosign.simplesigning.v1+json")
+	simpleSigning       = types.MediaType("application/vnd.dev.cosign.simplesigning.v1+json")
 	signatureAnnotation = "dev.cosignproject.cosign/signature"
 )
 
