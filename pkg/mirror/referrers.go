@@ -246,7 +246,7 @@ func (s *referrerSync) tagged(ctx context.Context, subject v1.Hash, suffix strin
 	tag := cosignTag(subject, suffix)
 	srcRef, dstRef := s.src.Tag(tag), s.dst.Tag(tag)
 	fail := func(err error) error { return &ReferrersError{Subject: subject, Referrer: tag, err: err} }
-	want, err := s.srcPuller.Head(ctx, srcRef)
+	want, err := s.head(ctx, SideSource, srcRef)
 	if isNotFound(err) {
 		return nil
 	}
@@ -256,7 +256,7 @@ func (s *referrerSync) tagged(ctx context.Context, subject v1.Hash, suffix strin
 	if _, err := s.visit(tag); err != nil {
 		return fail(err)
 	}
-	got, err := s.dstPuller.Head(ctx, dstRef)
+	got, err := s.head(ctx, SideDestination, dstRef)
 	if err != nil && !isNotFound(err) {
 		return fail(fmt.Errorf("checking the destination: %w", explain(err, nil, dstRef, SideDestination)))
 	}
@@ -267,7 +267,7 @@ func (s *referrerSync) tagged(ctx context.Context, subject v1.Hash, suffix strin
 	if err != nil {
 		return fail(err)
 	}
-	got, err = s.dstPuller.Head(ctx, dstRef)
+	got, err = s.head(ctx, SideDestination, dstRef)
 	if err != nil {
 		return fail(fmt.Errorf("verifying the copy: %w", explain(err, nil, dstRef, SideDestination)))
 	}
@@ -389,15 +389,19 @@ func (s *referrerSync) sourceReferrers(ctx context.Context, subject v1.Hash) ([]
 	if err != nil || api {
 		return refs, err
 	}
-	idx, _, err := s.fallbackIndex(ctx, s.srcPuller, s.src, subject)
+	idx, _, err := s.fallbackIndex(ctx, SideSource, subject)
 	return idx, err
 }
 
-// fallbackIndex reads the referrers tag schema's index for subject in repo: the referrers it
-// lists, and what else holds the tag when it is not such an index ("" when nothing does).
-func (s *referrerSync) fallbackIndex(ctx context.Context, p *remote.Puller, repo name.Repository, subject v1.Hash) ([]v1.Descriptor, string, error) {
+// fallbackIndex reads the referrers tag schema's index for subject on one side: the referrers
+// it lists, and what else holds the tag when it is not such an index ("" when nothing does).
+func (s *referrerSync) fallbackIndex(ctx context.Context, side Side, subject v1.Hash) ([]v1.Descriptor, string, error) {
+	repo, p := s.src, s.srcPuller
+	if side == SideDestination {
+		repo, p = s.dst, s.dstPuller
+	}
 	ref := repo.Tag(fallbackTag(subject))
-	desc, err := p.Head(ctx, ref)
+	desc, err := s.head(ctx, side, ref)
 	if isNotFound(err) {
 		return nil, "", nil
 	}
@@ -464,7 +468,7 @@ func (s *referrerSync) destinationReferrers(ctx context.Context, subject v1.Hash
 	if api {
 		return &listing{api: true, index: refs}, nil
 	}
-	refs, takenBy, err := s.fallbackIndex(ctx, s.dstPuller, s.dst, subject)
+	refs, takenBy, err := s.fallbackIndex(ctx, SideDestination, subject)
 	if err != nil {
 		return nil, fmt.Errorf("reading the referrers tag schema's index in the destination: %w", explain(err, nil, ref, SideDestination))
 	}
@@ -547,8 +551,20 @@ func (s *referrerSync) upload(ctx context.Context, d v1.Descriptor) error {
 	return nil
 }
 
+// head HEADs a manifest on one side with that side's API client. A Puller's Head would do, but
+// it pings the registry (GET /v2/) again for itself; most lookups of a Copy are HEADs that find
+// nothing, so they share the client the referrers API needs anyway.
+func (s *referrerSync) head(ctx context.Context, side Side, ref name.Reference) (*v1.Descriptor, error) {
+	c, err := s.client(ctx, side)
+	if err != nil {
+		return nil, err
+	}
+	return c.head(ctx, ref)
+}
+
 // apiClient makes the registry requests go-containerregistry has no call for: the referrers
-// API, and a manifest PUT that does nothing else. It authenticates once, for one repository.
+// API, and a manifest PUT that does nothing else; and manifest HEADs. It authenticates once,
+// for one repository.
 type apiClient struct {
 	repo   name.Repository
 	client *http.Client
@@ -627,6 +643,34 @@ func nextPage(u *url.URL, link string) *url.URL {
 		}
 	}
 	return nil
+}
+
+// manifestTypes are the manifests a HEAD accepts, as go-containerregistry's.
+var manifestTypes = strings.Join([]string{string(types.OCIManifestSchema1), string(types.DockerManifestSchema2),
+	string(types.OCIImageIndex), string(types.DockerManifestList), string(types.DockerManifestSchema1Signed),
+	string(types.DockerManifestSchema1)}, ",")
+
+// head HEADs manifest ref: its digest, media type and size. A missing manifest is a
+// *transport.Error with status 404.
+func (c *apiClient) head(ctx context.Context, ref name.Reference) (*v1.Descriptor, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.url("/manifests/"+ref.Identifier()).String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", manifestTypes)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, err
+	}
+	h, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	if err != nil {
+		return nil, fmt.Errorf("HEAD %s: the registry sent no valid Docker-Content-Digest: %w", ref, err)
+	}
+	return &v1.Descriptor{Digest: h, MediaType: types.MediaType(resp.Header.Get("Content-Type")), Size: resp.ContentLength}, nil
 }
 
 // put PUTs a manifest as is.
