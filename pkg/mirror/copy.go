@@ -202,7 +202,7 @@ func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, man
 // copyImage copies the whole image src into dst with go-containerregistry's remote.Push, fed
 // with the source's manifests unchanged (so digests are preserved) and layers prepared for
 // cross-repository mounts. A Pusher and a Puller live for one copy only: their internal maps
-// (per repository, per digest) never shrink, so sharing them would leak in a long-running hub.
+// (per repository, per digest) never shrink, so sharing them would leak in a long-running process.
 func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
 	res := Result{Digest: digest}
