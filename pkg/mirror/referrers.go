@@ -263,16 +263,20 @@ func (s *referrerSync) tagged(ctx context.Context, subject v1.Hash, suffix strin
 	if got != nil && got.Digest == want.Digest {
 		return nil
 	}
-	n, err := s.copyManifest(ctx, want.Digest, dstRef)
+	n, stored, err := s.copyManifest(ctx, want.Digest, dstRef)
 	if err != nil {
 		return fail(err)
 	}
-	got, err = s.head(ctx, SideDestination, dstRef)
-	if err != nil {
-		return fail(fmt.Errorf("verifying the copy: %w", explain(err, nil, dstRef, SideDestination)))
+	if stored == (v1.Hash{}) {
+		// The registry did not say what it stored: ask.
+		got, err = s.head(ctx, SideDestination, dstRef)
+		if err != nil {
+			return fail(fmt.Errorf("verifying the copy: %w", explain(err, nil, dstRef, SideDestination)))
+		}
+		stored = got.Digest
 	}
-	if got.Digest != want.Digest {
-		return fail(&DigestMismatchError{Reference: dstRef.String(), Want: want.Digest, Got: got.Digest})
+	if stored != want.Digest {
+		return fail(&DigestMismatchError{Reference: dstRef.String(), Want: want.Digest, Got: stored})
 	}
 	s.copied(n)
 	return nil
@@ -313,7 +317,7 @@ func (s *referrerSync) referred(ctx context.Context, subject v1.Hash) error {
 			errs = append(errs, &ReferrersError{Subject: subject, Referrer: d.Digest.String(), err: listed.takenError(s.dst, subject)})
 			continue
 		}
-		n, err := s.copyManifest(ctx, d.Digest, s.dst.Digest(d.Digest.String()))
+		n, _, err := s.copyManifest(ctx, d.Digest, s.dst.Digest(d.Digest.String()))
 		if err != nil {
 			errs = append(errs, &ReferrersError{Subject: subject, Referrer: d.Digest.String(), err: err})
 			continue
@@ -350,7 +354,7 @@ func (s *referrerSync) list(ctx context.Context, subject v1.Hash, before *listin
 		ref := s.dst.Tag(fallbackTag(subject))
 		c, err := s.client(ctx, SideDestination)
 		if err == nil {
-			err = c.put(ctx, ref, types.OCIImageIndex, raw)
+			_, err = c.put(ctx, ref, types.OCIImageIndex, raw)
 		}
 		if err != nil {
 			return &ReferrersError{Subject: subject, Referrer: ref.TagStr(), err: fmt.Errorf("writing the referrers tag schema's index: %w", explain(err, nil, ref, SideDestination))}
@@ -476,40 +480,45 @@ func (s *referrerSync) destinationReferrers(ctx context.Context, subject v1.Hash
 }
 
 // copyManifest copies manifest h from the source repository to dst, byte for byte, with the
-// blobs (and, for an index, the manifests) it references, and returns the bytes it uploaded.
+// blobs (and, for an index, the manifests) it references, and returns the bytes it uploaded
+// and the digest the registry says it stored (zero when it does not say). Blobs are uploaded
+// WithJobs at a time: referrers are small, and their cost is in requests, not bytes.
 // The manifest is PUT as is rather than through go-containerregistry's writer: for a manifest
 // with a subject that writer rewrites the referrers tag schema's index of a registry without
 // the referrers API on its own, one referrer at a time, whatever holds that tag (see
 // listing.takenError); the Mirror writes that index itself (referrerSync.list).
-func (s *referrerSync) copyManifest(ctx context.Context, h v1.Hash, dst name.Reference) (int64, error) {
+func (s *referrerSync) copyManifest(ctx context.Context, h v1.Hash, dst name.Reference) (int64, v1.Hash, error) {
 	srcRef := s.src.Digest(h.String())
 	desc, err := s.srcPuller.Get(ctx, srcRef)
 	if err != nil {
-		return 0, fmt.Errorf("fetching the manifest: %w", explain(err, srcRef, nil, SideSource))
+		return 0, v1.Hash{}, fmt.Errorf("fetching the manifest: %w", explain(err, srcRef, nil, SideSource))
 	}
 	var children []v1.Descriptor
 	switch mt := desc.MediaType; {
 	case mt.IsImage():
 		mf, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
 		if err != nil {
-			return 0, fmt.Errorf("reading the manifest: %w", explain(err, srcRef, nil, SideSource))
+			return 0, v1.Hash{}, fmt.Errorf("reading the manifest: %w", explain(err, srcRef, nil, SideSource))
 		}
 		children = append([]v1.Descriptor{mf.Config}, mf.Layers...)
 	case mt.IsIndex():
 		im, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
 		if err != nil {
-			return 0, fmt.Errorf("reading the index: %w", explain(err, srcRef, nil, SideSource))
+			return 0, v1.Hash{}, fmt.Errorf("reading the index: %w", explain(err, srcRef, nil, SideSource))
 		}
 		children = im.Manifests
 	default:
-		return 0, &unsupportedError{what: fmt.Sprintf("referrer %s has media type %q, neither an image manifest nor an index", h, mt)}
+		return 0, v1.Hash{}, &unsupportedError{what: fmt.Sprintf("referrer %s has media type %q, neither an image manifest nor an index", h, mt)}
 	}
 	var total int64
+	var blobs errgroup.Group
+	blobs.SetLimit(s.m.o.jobs)
 	for _, c := range children {
 		if c.MediaType.IsImage() || c.MediaType.IsIndex() {
-			n, err := s.copyManifest(ctx, c.Digest, s.dst.Digest(c.Digest.String()))
+			n, _, err := s.copyManifest(ctx, c.Digest, s.dst.Digest(c.Digest.String()))
 			if err != nil {
-				return total, err
+				_ = blobs.Wait()
+				return total, v1.Hash{}, err
 			}
 			total += n
 			continue
@@ -517,18 +526,20 @@ func (s *referrerSync) copyManifest(ctx context.Context, h v1.Hash, dst name.Ref
 		if !c.MediaType.IsDistributable() {
 			continue // foreign layers stay where their URLs say, as in an image copy
 		}
-		if err := s.upload(ctx, c); err != nil {
-			return total, err
-		}
+		blobs.Go(func() error { return s.upload(ctx, c) })
+	}
+	if err := blobs.Wait(); err != nil {
+		return total, v1.Hash{}, err
 	}
 	c, err := s.client(ctx, SideDestination)
+	var stored v1.Hash
 	if err == nil {
-		err = c.put(ctx, dst, desc.MediaType, desc.Manifest)
+		stored, err = c.put(ctx, dst, desc.MediaType, desc.Manifest)
 	}
 	if err != nil {
-		return total, fmt.Errorf("pushing the manifest: %w", explain(err, nil, dst, SideDestination))
+		return total, v1.Hash{}, fmt.Errorf("pushing the manifest: %w", explain(err, nil, dst, SideDestination))
 	}
-	return total + int64(len(desc.Manifest)), nil
+	return total + int64(len(desc.Manifest)), stored, nil
 }
 
 // upload copies blob d from the source repository, unless the destination repository has it.
@@ -673,18 +684,23 @@ func (c *apiClient) head(ctx context.Context, ref name.Reference) (*v1.Descripto
 	return &v1.Descriptor{Digest: h, MediaType: types.MediaType(resp.Header.Get("Content-Type")), Size: resp.ContentLength}, nil
 }
 
-// put PUTs a manifest as is.
-func (c *apiClient) put(ctx context.Context, ref name.Reference, mt types.MediaType, raw []byte) error {
+// put PUTs a manifest as is, and returns the digest the registry says it stored (its
+// Docker-Content-Digest header; zero when it sends none).
+func (c *apiClient) put(ctx context.Context, ref name.Reference, mt types.MediaType, raw []byte) (v1.Hash, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url("/manifests/"+ref.Identifier()).String(), bytes.NewReader(raw))
 	if err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }
 	req.Header.Set("Content-Type", string(mt))
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	defer resp.Body.Close()
-	return transport.CheckError(resp, http.StatusOK, http.StatusCreated, http.StatusAccepted)
+	if err := transport.CheckError(resp, http.StatusOK, http.StatusCreated, http.StatusAccepted); err != nil {
+		return v1.Hash{}, err
+	}
+	stored, _ := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	return stored, nil
 }
