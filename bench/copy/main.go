@@ -17,8 +17,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 func main() {

@@ -162,13 +162,14 @@ func (n *Namer) Prefix() string { return n.prefix }
 // registries such as quay.io garbage-collect untagged manifests. It fails for
 // a reference Parse did not return, and for a source that is already a
 // backup.
+//
+// src must come from Parse: a Reference is a value parsed once, at the edge where an image
+// enters (a workload's image field, a ClonedImage's spec), and passed on as is. Backup does
+// not parse it again; a Reference built by hand with a non-canonical field gets a backup name
+// built from that field.
 func (n *Namer) Backup(src Reference) (Reference, error) {
-	canonical, err := Parse(src.String())
-	if err != nil {
-		return Reference{}, fmt.Errorf("naming backup: %w", err)
-	}
-	if canonical != src {
-		return Reference{}, fmt.Errorf("naming backup of %s: reference is not canonical (%s): build it with Parse", src, canonical)
+	if src.Registry == "" || src.Repository == "" {
+		return Reference{}, fmt.Errorf("naming backup: %w: reference is empty", ErrInvalidReference)
 	}
 	if n.IsBackup(src) {
 		return Reference{}, fmt.Errorf("naming backup of %s: it is already in the backup registry %s", src, n.base())

@@ -26,8 +26,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // These tests sign images in a real distribution registry as cosign does (sigstore's own

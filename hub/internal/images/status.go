@@ -34,7 +34,7 @@ const maxMessage = 2048
 
 // markCloning creates the ClonedImage of members that have none, and marks new ones
 // (no phase, or Pending from the agent) Cloning.
-func (r *Reconciler) markCloning(ctx context.Context, src imageref.Reference, backup string, users []*user) error {
+func (r *Reconciler) markCloning(ctx context.Context, src, backup imageref.Reference, users []*user) error {
 	var errs []error
 	for _, u := range users {
 		if u.current != nil && u.current.Status.Phase != "" && u.current.Status.Phase != v1alpha1.PhasePending {
@@ -42,15 +42,15 @@ func (r *Reconciler) markCloning(ctx context.Context, src imageref.Reference, ba
 		}
 		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			st.Phase = v1alpha1.PhaseCloning
-			st.Backup = backup
-			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonCloning, "copying "+src.String()+" to "+backup)
+			st.Backup = backup.String()
+			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonCloning, fmt.Sprintf("copying %s to %s", src, backup))
 		}))
 	}
 	return errors.Join(errs...)
 }
 
 // markReady records a successful Copy: the backup holds the source's digest.
-func (r *Reconciler) markReady(ctx context.Context, src imageref.Reference, backup string, res mirror.Result, users []*user) error {
+func (r *Reconciler) markReady(ctx context.Context, src, backup imageref.Reference, res mirror.Result, users []*user) error {
 	now := metav1.NewTime(r.Now())
 	reason := v1alpha1.ReasonCopied
 	if res.AlreadyPresent || res.CacheHit {
@@ -65,7 +65,7 @@ func (r *Reconciler) markReady(ctx context.Context, src imageref.Reference, back
 				size = st.Size
 			}
 			st.Phase = v1alpha1.PhaseReady
-			st.Backup = backup
+			st.Backup = backup.String()
 			st.Digest = res.Digest.String()
 			st.Size = size
 			st.LastVerified = &now
@@ -111,7 +111,8 @@ func (r *Reconciler) markSourceProblem(ctx context.Context, src imageref.Referen
 
 // fail records a failed backup in every user and, when the failure is new, a Warning Event on
 // the workloads using the image.
-func (r *Reconciler) fail(ctx context.Context, users []*user, src imageref.Reference, backup, reason string, cause error) error {
+// backup is the zero Reference when no backup name could be given.
+func (r *Reconciler) fail(ctx context.Context, users []*user, src, backup imageref.Reference, reason string, cause error) error {
 	log := logr.FromContextOrDiscard(ctx)
 	msg := cut(cause.Error() + hubAdvice(cause))
 	log.Error(cause, "Backing up image failed", "reason", reason)
@@ -123,8 +124,8 @@ func (r *Reconciler) fail(ctx context.Context, users []*user, src imageref.Refer
 		isNew := u.current == nil || u.current.Status.Phase != v1alpha1.PhaseFailed || readyReason(u.current) != reason
 		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			st.Phase = v1alpha1.PhaseFailed
-			if backup != "" {
-				st.Backup = backup
+			if backup != (imageref.Reference{}) {
+				st.Backup = backup.String()
 			}
 			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
 		}))

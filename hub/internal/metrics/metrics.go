@@ -1,6 +1,6 @@
 // Package metrics defines the hub's Prometheus metrics, registered on controller-runtime's
 // registry (served on --metrics-bind-address), and the hooks that feed them: a mirror.Observer
-// for copies and bytes, the clusters.Registry's state changes and cache sizes, and the image
+// for copies and bytes, the clusters.Fleet's state changes and cache sizes, and the image
 // reconciler's.
 package metrics
 
