@@ -15,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 )
@@ -74,6 +76,8 @@ type runResult struct {
 	Mounts           int            `json:"mounts"`
 	BytesMounted     int64          `json:"bytes_mounted"`
 	UnknownUploads   int            `json:"unknown_uploads,omitempty"`
+	SignatureBytes   int64          `json:"signature_bytes_uploaded"`
+	SignaturesCopied int            `json:"signatures_in_backup"`
 	SourceCold       map[string]int `json:"source_requests_cold"`
 	SourceWarm       map[string]int `json:"source_requests_warm"`
 	BackupWarm       map[string]int `json:"backup_requests_warm"`
@@ -85,24 +89,29 @@ type runResult struct {
 }
 
 type toolSummary struct {
-	Name             string  `json:"name"`
-	ColdS            float64 `json:"cold_s"`
-	WarmS            float64 `json:"warm_s"`
-	BytesUploaded    int64   `json:"bytes_uploaded"`
-	SourceGetWarm    int     `json:"source_get_warm"`
-	DigestsPreserved bool    `json:"digests_preserved"`
-	SourceHeadWarm   int     `json:"source_head_warm"`
-	SourcePingWarm   int     `json:"source_get_v2_root_warm"`
-	Mounts           int     `json:"mounts"`
-	Version          string  `json:"version"`
-	Runs             int     `json:"runs"`
-	FailedRuns       int     `json:"failed_runs,omitempty"`
-	ColdRatio        float64 `json:"cold_ratio_to_image_cloner,omitempty"`
-	WarmRatio        float64 `json:"warm_ratio_to_image_cloner,omitempty"`
+	Name             string         `json:"name"`
+	ColdS            float64        `json:"cold_s"`
+	WarmS            float64        `json:"warm_s"`
+	BytesUploaded    int64          `json:"bytes_uploaded"`
+	SourceGetWarm    int            `json:"source_get_warm"`
+	DigestsPreserved bool           `json:"digests_preserved"`
+	SourceHeadWarm   int            `json:"source_head_warm"`
+	SourcePingWarm   int            `json:"source_get_v2_root_warm"`
+	Mounts           int            `json:"mounts"`
+	SignaturesCopied int            `json:"signatures_in_backup"`
+	SignatureBytes   int64          `json:"signature_bytes_uploaded"`
+	SourceWarm       map[string]int `json:"source_requests_warm"`
+	Version          string         `json:"version"`
+	Runs             int            `json:"runs"`
+	FailedRuns       int            `json:"failed_runs,omitempty"`
+	ColdRatio        float64        `json:"cold_ratio_to_image_cloner,omitempty"`
+	WarmRatio        float64        `json:"warm_ratio_to_image_cloner,omitempty"`
 }
 
 type results struct {
 	UniqueBlobBytes int64             `json:"unique_blob_bytes"`
+	Signatures      int               `json:"signatures"`
+	ReferrersCost   []string          `json:"referrers_cost"`
 	Tools           []toolSummary     `json:"tools"`
 	Skipped         map[string]string `json:"skipped,omitempty"`
 	Targets         []target          `json:"targets"`
@@ -136,7 +145,7 @@ func run(root *scope, runs int, scale float64, toolsDir, outPath, only string) e
 	unique := f.uniqueBlobBytes()
 
 	var backupHost string
-	tools := []tool{&imageCloner{}}
+	tools := []tool{&imageCloner{}, &imageCloner{noReferrers: true}}
 	peerTools, skipped, err := peers(toolsDir, root.TempDir(), upstream.Host, func() string { return backupHost })
 	if err != nil {
 		return err
@@ -171,12 +180,15 @@ func run(root *scope, runs int, scale float64, toolsDir, outPath, only string) e
 	sums := summarize(tools, all)
 	res := results{
 		UniqueBlobBytes: unique,
+		Signatures:      len(f.Signatures),
+		ReferrersCost:   referrersCost(sums, len(f.Signatures)),
 		Tools:           sums,
 		Skipped:         skipped,
 		Targets:         targets(sums, unique),
 		ColdByRun:       perRunRatios(all),
 		Fleet: map[string]any{
 			"images": len(f.Images), "multi_arch": fleetImages / multiArchEvery, "distinct_blobs": len(f.Blobs),
+			"cosign_tags": len(f.Signatures),
 			"base_layers": len(f.Bases), "seed": fleetSeed, "scale": scale,
 		},
 		Method: map[string]any{
@@ -229,6 +241,7 @@ func runOne(ctx context.Context, t tool, run int, f *fleet, upstream *testenv.Re
 		s.Fatalf("%v", err)
 	}
 	var pairs []pair
+	dstOf := map[string]name.Repository{}
 	for _, img := range f.Images {
 		src := fmt.Sprintf("%s/%s:%s", upstream.Host, img.Repo, img.Tag)
 		ref, err := imageref.Parse(src)
@@ -240,6 +253,9 @@ func runOne(ctx context.Context, t tool, run int, f *fleet, upstream *testenv.Re
 			s.Fatalf("%v", err)
 		}
 		pairs = append(pairs, pair{src: src, dst: dst.String()})
+		if r, err := name.ParseReference(dst.String()); err == nil {
+			dstOf[img.Repo] = r.Context()
+		}
 	}
 
 	upstreamReqs := func() []testenv.Request {
@@ -283,14 +299,16 @@ func runOne(ctx context.Context, t tool, run int, f *fleet, upstream *testenv.Re
 	}
 	res.BackupWarm = byMethod(backupAll[len(backupCold):])
 
-	up := countUploads(backupAll, f.Blobs)
+	up := countUploads(backupAll, f.Blobs, f.SignatureBlobs)
 	res.BytesUploaded, res.BlobsUploaded, res.DistinctUploaded = up.Bytes, up.Blobs, up.DistinctBlobs
 	res.Mounts, res.BytesMounted, res.UnknownUploads = up.Mounts, up.MountedBytes, up.Unknown
+	res.SignatureBytes = up.SignatureBytes
 	res.DigestsPreserved, res.DigestProblems = checkDigests(ctx, f, pairs)
+	res.SignaturesCopied = checkSignatures(ctx, f, dstOf)
 
-	logf("%-12s run %d: cold %6.2fs  warm %6.2fs  uploaded %7.1f MiB in %3d blobs (%d distinct), %2d mounts  source warm %v  digests preserved %v  load %s -> %s",
+	logf("%-12s run %d: cold %6.2fs  warm %6.2fs  uploaded %7.1f MiB in %3d blobs (%d distinct), %2d mounts  signatures %d/%d  source warm %v  digests preserved %v  load %s -> %s",
 		t.Name(), run, res.ColdS, res.WarmS, mibf(res.BytesUploaded), res.BlobsUploaded, res.DistinctUploaded, res.Mounts,
-		res.SourceWarm, res.DigestsPreserved, res.LoadBefore, res.LoadAfter)
+		res.SignaturesCopied, len(f.Signatures), res.SourceWarm, res.DigestsPreserved, res.LoadBefore, res.LoadAfter)
 	for _, p := range res.DigestProblems {
 		logf("  digest problem: %s", p)
 	}
@@ -316,7 +334,9 @@ func summarize(tools []tool, all []runResult) []toolSummary {
 	for _, t := range tools {
 		var cold, warm []float64
 		var bytes []int64
-		var gets, heads, pings, mounts []int
+		var gets, heads, pings, mounts, sigs []int
+		var sigBytes []int64
+		warmByMethod := map[string][]int{}
 		sum := toolSummary{Name: t.Name(), Version: t.Version(), DigestsPreserved: true}
 		for _, r := range all {
 			if r.Tool != t.Name() {
@@ -332,6 +352,10 @@ func summarize(tools []tool, all []runResult) []toolSummary {
 			gets, heads = append(gets, r.SourceWarm["GET"]), append(heads, r.SourceWarm["HEAD"])
 			pings = append(pings, r.SourceWarm["GET /v2/"])
 			mounts = append(mounts, r.Mounts)
+			sigs, sigBytes = append(sigs, r.SignaturesCopied), append(sigBytes, r.SignatureBytes)
+			for k, v := range r.SourceWarm {
+				warmByMethod[k] = append(warmByMethod[k], v)
+			}
 			sum.DigestsPreserved = sum.DigestsPreserved && r.DigestsPreserved
 		}
 		if sum.Runs == 0 {
@@ -340,6 +364,11 @@ func summarize(tools []tool, all []runResult) []toolSummary {
 		sum.ColdS, sum.WarmS = round(median(cold)), round(median(warm))
 		sum.BytesUploaded, sum.Mounts = median(bytes), median(mounts)
 		sum.SourceGetWarm, sum.SourceHeadWarm, sum.SourcePingWarm = median(gets), median(heads), median(pings)
+		sum.SignaturesCopied, sum.SignatureBytes = median(sigs), median(sigBytes)
+		sum.SourceWarm = map[string]int{}
+		for k, v := range warmByMethod {
+			sum.SourceWarm[k] = median(v)
+		}
 		sums = append(sums, sum)
 	}
 	if len(sums) > 0 && sums[0].Name == "image-cloner" && sums[0].ColdS > 0 {
@@ -353,6 +382,30 @@ func summarize(tools []tool, all []runResult) []toolSummary {
 	return sums
 }
 
+// referrersCost compares image-cloner with its no-referrers twin: time, bytes and the warm
+// run's source requests that looking for signatures adds.
+func referrersCost(sums []toolSummary, signatures int) []string {
+	var on, off *toolSummary
+	for i := range sums {
+		switch sums[i].Name {
+		case "image-cloner":
+			on = &sums[i]
+		case noReferrersName:
+			off = &sums[i]
+		}
+	}
+	if on == nil || off == nil || on.Runs == 0 || off.Runs == 0 {
+		return nil
+	}
+	return []string{
+		fmt.Sprintf("signatures in the backup: %d/%d with referrers, %d/%d without", on.SignaturesCopied, signatures, off.SignaturesCopied, signatures),
+		fmt.Sprintf("cold: %.2fs with, %.2fs without (%+.2fs)", on.ColdS, off.ColdS, on.ColdS-off.ColdS),
+		fmt.Sprintf("warm: %.2fs with, %.2fs without (%+.2fs)", on.WarmS, off.WarmS, on.WarmS-off.WarmS),
+		fmt.Sprintf("signature bytes uploaded: %d", on.SignatureBytes),
+		fmt.Sprintf("source requests of the warm run: %v with, %v without", on.SourceWarm, off.SourceWarm),
+	}
+}
+
 func round(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
 
 func targets(sums []toolSummary, unique int64) []target {
@@ -362,7 +415,7 @@ func targets(sums []toolSummary, unique int64) []target {
 	for i, s := range sums {
 		if s.Name == "image-cloner" {
 			ours = &sums[i]
-		} else if s.Runs > 0 && (best == 0 || s.ColdS < best) {
+		} else if s.Name != noReferrersName && s.Runs > 0 && (best == 0 || s.ColdS < best) {
 			best, bestName = s.ColdS, s.Name
 		}
 	}
@@ -378,7 +431,8 @@ func targets(sums []toolSummary, unique int64) []target {
 		target{Name: "bytes uploaded = unique blob bytes", Met: ours.BytesUploaded == unique,
 			Value: fmt.Sprintf("%d vs %d", ours.BytesUploaded, unique)},
 		target{Name: "warm run makes no source GET of a manifest or blob", Met: ours.SourceGetWarm == 0,
-			Value: fmt.Sprintf("%d GET, %d HEAD; and %d GET /v2/, the API root, which pulls nothing", ours.SourceGetWarm, ours.SourceHeadWarm, ours.SourcePingWarm)},
+			Value: fmt.Sprintf("%d GET, %d HEAD; and %d GET /v2/, the API root, and %d GET of the referrers API, which pull nothing",
+				ours.SourceGetWarm, ours.SourceHeadWarm, ours.SourcePingWarm, ours.SourceWarm["GET referrers"])},
 		target{Name: "digests preserved", Met: ours.DigestsPreserved, Value: fmt.Sprint(ours.DigestsPreserved)},
 	)
 	return ts
@@ -388,11 +442,11 @@ func printTable(w *os.File, res results) {
 	fmt.Fprintf(w, "\nMedian of %v runs; unique blob bytes %d (%.1f MiB). Ratios are peer/image-cloner (above 1: image-cloner is faster or uploads less).\n\n",
 		res.Method["runs"], res.UniqueBlobBytes, mibf(res.UniqueBlobBytes))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tool\tcold_s\twarm_s\tuploaded_MiB\tuploaded/unique\tmounts\tsrc GET warm\tsrc HEAD warm\tsrc GET /v2/ warm\tdigests\tcold ratio\twarm ratio\truns\t")
+	fmt.Fprintln(tw, "tool\tcold_s\twarm_s\tuploaded_MiB\tuploaded/unique\tmounts\tsrc GET warm\tsrc HEAD warm\tsrc GET /v2/ warm\tdigests\tsignatures\tcold ratio\twarm ratio\truns\t")
 	for _, s := range res.Tools {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%v\t%.2f\t%.2f\t%d/%d\t\n", s.Name, s.ColdS, s.WarmS,
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%v\t%d/%d\t%.2f\t%.2f\t%d/%d\t\n", s.Name, s.ColdS, s.WarmS,
 			mibf(s.BytesUploaded), float64(s.BytesUploaded)/float64(res.UniqueBlobBytes), s.Mounts, s.SourceGetWarm, s.SourceHeadWarm, s.SourcePingWarm,
-			s.DigestsPreserved, s.ColdRatio, s.WarmRatio, s.Runs, s.Runs+s.FailedRuns)
+			s.DigestsPreserved, s.SignaturesCopied, res.Signatures, s.ColdRatio, s.WarmRatio, s.Runs, s.Runs+s.FailedRuns)
 	}
 	_ = tw.Flush()
 	names := make([]string, 0, len(res.Skipped))
@@ -402,6 +456,10 @@ func printTable(w *os.File, res results) {
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(w, "%s: skipped: %s\n", n, res.Skipped[n])
+	}
+	fmt.Fprintln(w, "\nWhat copying signatures costs (image-cloner with and without WithReferrers, medians):")
+	for _, line := range res.ReferrersCost {
+		fmt.Fprintln(w, "  "+line)
 	}
 	fmt.Fprintln(w, "\nimage-cloner's cold time over the best peer's, run by run (under the same load):")
 	for _, line := range res.ColdByRun {
@@ -463,7 +521,7 @@ func perRunRatios(all []runResult) []string {
 			}
 			if r.Tool == "image-cloner" {
 				ours = &byRun[n][i]
-			} else if best == nil || r.ColdS < best.ColdS {
+			} else if r.Tool != noReferrersName && (best == nil || r.ColdS < best.ColdS) {
 				best = &byRun[n][i]
 			}
 		}

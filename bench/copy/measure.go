@@ -22,12 +22,15 @@ type uploads struct {
 	Mounts        int   // cross-repository mounts that succeeded (201)
 	MountedBytes  int64 // their sizes
 	Unknown       int   // completed uploads of blobs the fleet does not have (should be 0)
+	// SignatureBytes and SignatureBlobs count the uploads of signature blobs, apart.
+	SignatureBytes int64
+	SignatureBlobs int
 }
 
 // countUploads reads the access log. The combined log format has no request body size, so an
 // upload is counted where it completes, `PUT /v2/<repo>/blobs/uploads/<id>?digest=...` answered
 // 201 (or a single POST with ?digest=), and priced at the size of that blob in the fleet.
-func countUploads(reqs []testenv.Request, sizes map[v1.Hash]int64) uploads {
+func countUploads(reqs []testenv.Request, sizes, signatureSizes map[v1.Hash]int64) uploads {
 	var u uploads
 	distinct := map[string]bool{}
 	for _, r := range reqs {
@@ -41,10 +44,15 @@ func countUploads(reqs []testenv.Request, sizes map[v1.Hash]int64) uploads {
 		values := q.Query()
 		switch {
 		case (r.Method == "PUT" || r.Method == "POST") && values.Get("digest") != "":
-			u.Blobs++
 			d := values.Get("digest")
-			distinct[d] = true
 			h, err := v1.NewHash(d)
+			if n, ok := signatureSizes[h]; ok && err == nil {
+				u.SignatureBlobs++
+				u.SignatureBytes += n
+				continue
+			}
+			u.Blobs++
+			distinct[d] = true
 			size, ok := sizes[h]
 			if err != nil || !ok {
 				u.Unknown++
@@ -64,17 +72,37 @@ func countUploads(reqs []testenv.Request, sizes map[v1.Hash]int64) uploads {
 
 // byMethod counts requests by method, with the GETs of the API root (/v2/, the version check
 // and authentication challenge every client starts with, which pulls nothing) apart as
-// "GET /v2/": a registry's pull count and rate limit are about manifest GETs.
+// "GET /v2/", and those of the referrers API (which distribution answers 404) as
+// "GET referrers": a registry's pull count and rate limit are about manifest GETs.
 func byMethod(reqs []testenv.Request) map[string]int {
 	m := map[string]int{}
 	for _, r := range reqs {
-		if r.Method == "GET" && (r.Path == "/v2/" || r.Path == "/v2") {
+		switch {
+		case r.Method == "GET" && (r.Path == "/v2/" || r.Path == "/v2"):
 			m["GET /v2/"]++
-			continue
+		case r.Method == "GET" && strings.Contains(r.Path, "/referrers/"):
+			m["GET referrers"]++
+		default:
+			m[r.Method]++
 		}
-		m[r.Method]++
 	}
 	return m
+}
+
+// checkSignatures counts the fleet's signature tags the destination holds with the source's
+// digest.
+func checkSignatures(ctx context.Context, f *fleet, dstOf map[string]name.Repository) int {
+	n := 0
+	for _, s := range f.Signatures {
+		repo, ok := dstOf[s.Repo]
+		if !ok {
+			continue
+		}
+		if d, err := remote.Head(repo.Tag(s.Tag), remote.WithContext(ctx)); err == nil && d.Digest == s.Digest {
+			n++
+		}
+	}
+	return n
 }
 
 // checkDigests HEADs every destination tag, and every child of an index by digest, and says

@@ -72,15 +72,28 @@ func pool(ctx context.Context, pairs []pair, fn func(context.Context, pair) erro
 // process would: the warm run starts with an empty presence cache, so it finds what is present
 // by asking the registries (one HEAD to the source, one to the backup per image), which is what
 // the CLI peers must do too. Requests counts its requests by method, from the Observer.
+//
+// It copies the images' signatures with them (mirror.WithReferrers, the default); with
+// noReferrers it is the same engine without, to show what they cost.
 type imageCloner struct {
-	requests sync.Map // "phase METHOD host" -> *atomic.Int64
+	noReferrers bool
+	requests    sync.Map // "phase METHOD host" -> *atomic.Int64
 }
 
-func (t *imageCloner) Name() string    { return "image-cloner" }
+func (t *imageCloner) Name() string {
+	if t.noReferrers {
+		return noReferrersName
+	}
+	return "image-cloner"
+}
+
+// noReferrersName is image-cloner without WithReferrers.
+const noReferrersName = "image-cloner-no-referrers"
+
 func (t *imageCloner) Version() string { return "pkg/mirror (this tree)" }
 
 func (t *imageCloner) Copy(ctx context.Context, phase string, pairs []pair) error {
-	m, err := mirror.New(mirror.WithObserver(mirror.Observer{
+	m, err := mirror.New(mirror.WithReferrers(!t.noReferrers), mirror.WithObserver(mirror.Observer{
 		Request: func(method, host string, status int, _ time.Duration) {
 			v, _ := t.requests.LoadOrStore(phase+" "+method+" "+host, new(atomic.Int64))
 			v.(*atomic.Int64).Add(1)

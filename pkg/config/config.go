@@ -30,6 +30,7 @@ const (
 	KeyWebhookMode             = "WEBHOOK_MODE"
 	KeyRewriteMode             = "REWRITE_MODE"
 	KeyImagesToIgnore          = "IMAGES_TO_IGNORE"
+	KeyCopyReferrers           = "COPY_REFERRERS"
 )
 
 // Defaults of the optional keys.
@@ -92,6 +93,9 @@ type Config struct {
 	IgnoredNamespaces []string
 	// PinDigest points workloads at backup@digest rather than the backup's tag.
 	PinDigest bool
+	// CopyReferrers copies each image's signatures, attestations, SBOMs and OCI referrers
+	// with it (pkg/mirror's WithReferrers); a backup is Ready only with them.
+	CopyReferrers bool
 	// TagRefreshInterval is how often a mutable tag is re-resolved (one HEAD) to notice it moved.
 	TagRefreshInterval time.Duration
 	// VerifyInterval is how often a backup is checked to still be there (one HEAD).
@@ -119,7 +123,7 @@ type Config struct {
 var knownKeys = []string{
 	KeyBackupRegistry, KeyMaxConcurrentReconciles, KeyNamespacesToIgnore, KeyNamingScheme,
 	KeyPinDigest, KeyTagRefreshInterval, KeyVerifyInterval, KeyRegistriesToIgnore,
-	KeyWebhookMode, KeyRewriteMode, KeyImagesToIgnore,
+	KeyWebhookMode, KeyRewriteMode, KeyImagesToIgnore, KeyCopyReferrers,
 }
 
 // Keys returns every key the ConfigMap may hold.
@@ -167,15 +171,8 @@ func Parse(data map[string]string, namespace string) (*Config, error) {
 
 	c.IgnoredNamespaces = p.namespaces(namespace)
 
-	c.PinDigest = true
-	if v, ok := p.get(KeyPinDigest); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			p.fail(KeyPinDigest, v, `"true" or "false"`)
-		} else {
-			c.PinDigest = b
-		}
-	}
+	c.PinDigest = p.boolean(KeyPinDigest, true)
+	c.CopyReferrers = p.boolean(KeyCopyReferrers, true)
 
 	c.TagRefreshInterval = p.duration(KeyTagRefreshInterval, DefaultTagRefreshInterval)
 	c.VerifyInterval = p.duration(KeyVerifyInterval, DefaultVerifyInterval)
@@ -278,6 +275,19 @@ func (p *parser) get(key string) (string, bool) {
 
 func (p *parser) fail(key, value, want string) {
 	p.errs = append(p.errs, fmt.Errorf("%s is %s: set it in %s to %s", key, quote(value), p.where, want))
+}
+
+func (p *parser) boolean(key string, def bool) bool {
+	v, ok := p.get(key)
+	if !ok || v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(key, v, `"true" or "false"`)
+		return def
+	}
+	return b
 }
 
 func (p *parser) duration(key string, def time.Duration) time.Duration {

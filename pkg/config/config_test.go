@@ -23,6 +23,7 @@ func TestParse_defaults(t *testing.T) {
 	g.Expect(c.MaxConcurrentReconciles).To(Equal(5))
 	g.Expect(c.IgnoredNamespaces).To(Equal([]string{ns, "kube-system"}))
 	g.Expect(c.PinDigest).To(BeTrue())
+	g.Expect(c.CopyReferrers).To(BeTrue())
 	g.Expect(c.TagRefreshInterval).To(Equal(time.Hour))
 	g.Expect(c.VerifyInterval).To(Equal(time.Hour))
 	g.Expect(c.RegistriesToIgnore).To(BeEmpty())
@@ -50,6 +51,7 @@ func TestParse_values(t *testing.T) {
 		"NAMESPACES_TO_IGNORE":      " team-a, team-b ,,team-a",
 		"NAMING_SCHEME":             "nested",
 		"PIN_DIGEST":                "false",
+		"COPY_REFERRERS":            "false",
 		"TAG_REFRESH_INTERVAL":      "5m",
 		"VERIFY_INTERVAL":           "24h",
 		"REGISTRIES_TO_IGNORE":      "GHCR.io, registry.local:5000, index.docker.io",
@@ -64,6 +66,7 @@ func TestParse_values(t *testing.T) {
 	g.Expect(c.Ignored("kube-system")).To(BeFalse())
 	g.Expect(c.NamingScheme).To(Equal(imageref.Nested))
 	g.Expect(c.PinDigest).To(BeFalse())
+	g.Expect(c.CopyReferrers).To(BeFalse())
 	g.Expect(c.TagRefreshInterval).To(Equal(5 * time.Minute))
 	g.Expect(c.VerifyInterval).To(Equal(24 * time.Hour))
 	g.Expect(c.RegistriesToIgnore).To(Equal([]string{"docker.io", "ghcr.io", "registry.local:5000"}))
@@ -114,6 +117,7 @@ func TestParse_invalidValuesNameKeyAndFix(t *testing.T) {
 		{"NAMESPACES_TO_IGNORE", "-,default", []string{`mixes "-"`}},
 		{"NAMING_SCHEME", "deep", []string{"NAMING_SCHEME", `"flat" or "nested"`}},
 		{"PIN_DIGEST", "yes", []string{"PIN_DIGEST", `"true" or "false"`}},
+		{"COPY_REFERRERS", "signatures", []string{"COPY_REFERRERS", `"true" or "false"`}},
 		{"TAG_REFRESH_INTERVAL", "1", []string{"TAG_REFRESH_INTERVAL", "e.g. 30m"}},
 		{"TAG_REFRESH_INTERVAL", "10ms", []string{"TAG_REFRESH_INTERVAL"}},
 		{"VERIFY_INTERVAL", "9999999999h", []string{"VERIFY_INTERVAL"}},
@@ -205,7 +209,7 @@ func TestConfig_Equal_seesAChangeOfEverySetting(t *testing.T) {
 		config.KeyBackupRegistry: "quay.io/other", config.KeyMaxConcurrentReconciles: "7", config.KeyNamespacesToIgnore: "a,b",
 		config.KeyNamingScheme: "nested", config.KeyPinDigest: "false", config.KeyTagRefreshInterval: "5m",
 		config.KeyVerifyInterval: "5m", config.KeyRegistriesToIgnore: "ghcr.io", config.KeyWebhookMode: "enforce",
-		config.KeyRewriteMode: "pod", config.KeyImagesToIgnore: "registry.k8s.io/*",
+		config.KeyRewriteMode: "pod", config.KeyImagesToIgnore: "registry.k8s.io/*", config.KeyCopyReferrers: "false",
 	}
 	for key, v := range values {
 		data := map[string]string{config.KeyBackupRegistry: "quay.io/acme", key: v}

@@ -26,6 +26,7 @@ func TestParse_malformedValuesNameKeyAndExpectation(t *testing.T) {
 		config.KeyNamespacesToIgnore:      "not a namespace name",
 		config.KeyNamingScheme:            `"flat" or "nested"`,
 		config.KeyPinDigest:               `"true" or "false"`,
+		config.KeyCopyReferrers:           `"true" or "false"`,
 		config.KeyTagRefreshInterval:      "a duration from 1s to 720h",
 		config.KeyVerifyInterval:          "a duration from 1s to 720h",
 		config.KeyRegistriesToIgnore:      "not a registry host",
@@ -59,6 +60,7 @@ func TestParse_malformedValuesNameKeyAndExpectation(t *testing.T) {
 		},
 		config.KeyNamingScheme:       {{"deep", nil}, {"flat,nested", nil}},
 		config.KeyPinDigest:          {{"yes", nil}, {"on", nil}, {"2", nil}},
+		config.KeyCopyReferrers:      {{"no", nil}, {"off", nil}},
 		config.KeyTagRefreshInterval: {{"1", nil}, {"-1h", nil}, {"10ms", nil}, {"721h", nil}, {"1 hour", nil}, {"9999999999999h", nil}},
 		config.KeyVerifyInterval:     {{"0", nil}, {"P1D", nil}},
 		config.KeyRegistriesToIgnore: {

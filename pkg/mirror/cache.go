@@ -11,9 +11,9 @@ import (
 )
 
 // presenceCache remembers which digest each destination reference (repository plus tag or
-// digest) was seen to hold, and when. Entries older than the TTL are not trusted: backups get
-// pruned (retention policies, people) and a stale "it's there" sends workloads pointed at the
-// backup into ImagePullBackOff, so after the TTL one HEAD confirms the entry again.
+// digest) was seen to hold, and when. Entries older than the TTL are not trusted: copies get
+// pruned (retention policies, people) and a stale "it's there" sends whoever pulls the copy
+// into a failed pull, so after the TTL one HEAD confirms the entry again.
 //
 // It is golang-lru's Cache with the TTL checked on read rather than golang-lru's expirable
 // package, so that the clock can be injected in tests.
@@ -27,6 +27,8 @@ type presence struct {
 	digest    v1.Hash
 	mediaType types.MediaType
 	size      int64 // Result.Size of the copy that put it there, or the manifest size
+	// referrers is true once a Copy copied the digest's referrers there (WithReferrers).
+	referrers bool
 	verified  time.Time
 }
 
@@ -54,13 +56,22 @@ func (c *presenceCache) fresh(ref name.Reference) (presence, bool) {
 }
 
 // add records that ref holds p.digest, as of now. A size learnt by a copy outlives the
-// manifest size a later HEAD reports for the same digest.
+// manifest size a later HEAD reports for the same digest, and so do copied referrers.
 func (c *presenceCache) add(ref name.Reference, p presence) {
 	p.verified = c.clock.Now()
-	if old, ok := c.entries.Peek(cacheKey(ref)); ok && old.digest == p.digest && old.size > p.size {
-		p.size = old.size
+	if old, ok := c.entries.Peek(cacheKey(ref)); ok && old.digest == p.digest {
+		p.size = max(p.size, old.size)
+		p.referrers = p.referrers || old.referrers
 	}
 	c.entries.Add(cacheKey(ref), p)
+}
+
+// referrersCopied records that ref's referrers were copied, if ref still holds digest.
+func (c *presenceCache) referrersCopied(ref name.Reference, digest v1.Hash) {
+	if p, ok := c.entries.Peek(cacheKey(ref)); ok && p.digest == digest {
+		p.referrers = true
+		c.entries.Add(cacheKey(ref), p)
+	}
 }
 
 func (c *presenceCache) remove(ref name.Reference) { c.entries.Remove(cacheKey(ref)) }

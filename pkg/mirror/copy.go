@@ -18,20 +18,20 @@ import (
 
 // Result describes what a Copy did.
 type Result struct {
-	// Digest is the image's digest, the same in the source and the backup.
+	// Digest is the image's digest, the same in the source and the destination.
 	Digest v1.Hash
 	// MediaType is the top manifest's media type (index, image or schema 1).
 	MediaType types.MediaType
 	// Size is the bytes of the manifests and distinct blobs the copy dealt with. Manifests
-	// whose content was already in the backup registry count only their own size, and an
+	// whose content was already in the destination registry count only their own size, and an
 	// AlreadyPresent image found by one HEAD counts its top manifest only (or what an earlier
 	// copy by this Mirror counted).
 	Size int64
-	// BytesUploaded and BlobsUploaded count the blobs uploaded to the backup registry.
+	// BytesUploaded and BlobsUploaded count the blobs uploaded to the destination registry.
 	BytesUploaded int64
 	BlobsUploaded int
 	// BytesMounted and BlobsMounted count the blobs mounted from another repository of the
-	// backup registry instead of being uploaded.
+	// destination registry instead of being uploaded.
 	BytesMounted int64
 	BlobsMounted int
 	// BlobsSkipped counts blobs found already in the destination repository. (The blobs of a
@@ -40,17 +40,20 @@ type Result struct {
 	// BlobsForeign counts foreign (non-distributable) layers, which are never copied; see the
 	// package documentation.
 	BlobsForeign int
-	// CacheHit is true when the presence cache answered: no request was made to the backup
-	// registry.
+	// CacheHit is true when the presence cache answered: no request was made to the
+	// destination registry.
 	CacheHit bool
-	// AlreadyPresent is true when the backup registry was asked and already had the image.
+	// AlreadyPresent is true when the destination registry was asked and already had the image.
 	AlreadyPresent bool
 	// Shared is true when another Copy call did the work and this one shared its outcome. The
 	// counts are that call's, so add up only results that are not Shared.
 	Shared bool
+	// Referrers counts the signatures, attestations, SBOMs and other referrers the copy dealt
+	// with (WithReferrers); zero on a cache hit. Their bytes are not in the counts above.
+	Referrers Referrers
 }
 
-// Copy makes dst, in the backup registry, hold the image src points to, unchanged: same
+// Copy makes dst, in the destination registry, hold the image src points to, unchanged: same
 // manifests, same digest, every platform of a multi-arch index.
 //
 // In order, stopping as soon as the answer is known:
@@ -58,6 +61,9 @@ type Result struct {
 //  2. the presence cache may know that dst holds that digest: CacheHit, no request at all;
 //  3. one HEAD of dst may show it holds that digest: AlreadyPresent;
 //  4. otherwise the image is copied and the result verified with a HEAD of dst.
+//
+// After 3 or 4, the image's referrers are copied (WithReferrers): the presence cache only
+// answers for an image whose referrers a Copy copied.
 //
 // Concurrent calls for the same digest and destination repository share one copy. dst may be a
 // tag or a digest reference; a digest reference must name src's digest.
@@ -87,9 +93,9 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 			what: fmt.Sprintf("the destination names digest %s but the source is %s", d.DigestStr(), digest)})
 	}
 
-	if p, ok := m.presence.fresh(dst); ok && p.digest == digest && m.digestTagged(dst, digest) {
+	if p, ok := m.presence.fresh(dst); ok && p.digest == digest && m.digestTagged(dst, digest) && (p.referrers || !m.o.referrers) {
 		m.cacheHit(dst)
-		m.o.logger.V(1).Info("Skipping copy: backup known present", "source", src.String(), "backup", dst.String(), "digest", digest.String())
+		m.o.logger.V(1).Info("Skipping copy: destination known present", "source", src.String(), "destination", dst.String(), "digest", digest.String())
 		return Result{Digest: digest, MediaType: p.mediaType, Size: p.size, CacheHit: true}, nil
 	}
 	m.cacheMiss(dst)
@@ -138,15 +144,18 @@ type copyJob struct {
 // ensure is steps 3 and 4 of Copy, run once per destination repository and digest at a time.
 func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
-	desc, err := m.headBackup(ctx, dst)
+	desc, err := m.headDestination(ctx, dst)
 	if err != nil {
-		return Result{Digest: digest}, fmt.Errorf("checking the backup: %w", explain(err, nil, dst, SideTarget))
+		return Result{Digest: digest}, fmt.Errorf("checking the destination: %w", explain(err, nil, dst, SideDestination))
 	}
 	if desc != nil && desc.Digest == digest {
 		p, _ := m.presence.entries.Peek(cacheKey(dst))
-		m.o.logger.V(1).Info("Skipping copy: backup present", "source", src.String(), "backup", dst.String(), "digest", digest.String())
+		m.o.logger.V(1).Info("Skipping copy: destination present", "source", src.String(), "destination", dst.String(), "digest", digest.String())
 		res := Result{Digest: digest, MediaType: desc.MediaType, Size: max(p.size, desc.Size), AlreadyPresent: true}
-		return res, m.ensureDigestTag(ctx, dst, digest, nil)
+		if err := m.ensureDigestTag(ctx, dst, digest, nil); err != nil {
+			return res, err
+		}
+		return m.copyReferrers(ctx, job, res, nil)
 	}
 
 	release, err := m.acquire(ctx)
@@ -157,25 +166,44 @@ func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 	if m.o.observer.CopyStarted != nil {
 		m.o.observer.CopyStarted(src, dst)
 	}
-	m.o.logger.Info("Copying image", "source", src.String(), "backup", dst.String(), "digest", digest.String())
-	res, err := m.copyImage(ctx, job)
+	m.o.logger.Info("Copying image", "source", src.String(), "destination", dst.String(), "digest", digest.String())
+	res, manifest, err := m.copyImage(ctx, job)
+	if err == nil {
+		res, err = m.copyReferrers(ctx, job, res, manifest)
+	}
 	if m.o.observer.CopyEnded != nil {
 		m.o.observer.CopyEnded(src, dst, err)
 	}
 	if err != nil {
 		return res, err
 	}
-	m.o.logger.Info("Copied image", "source", src.String(), "backup", dst.String(), "digest", digest.String(),
+	m.o.logger.Info("Copied image", "source", src.String(), "destination", dst.String(), "digest", digest.String(),
 		"size", res.Size, "bytesUploaded", res.BytesUploaded, "bytesMounted", res.BytesMounted,
-		"blobsUploaded", res.BlobsUploaded, "blobsMounted", res.BlobsMounted, "blobsSkipped", res.BlobsSkipped)
+		"blobsUploaded", res.BlobsUploaded, "blobsMounted", res.BlobsMounted, "blobsSkipped", res.BlobsSkipped,
+		"referrersFound", res.Referrers.Found, "referrersCopied", res.Referrers.Copied)
+	return res, nil
+}
+
+// copyReferrers copies the referrers of the image job copied (or found present), with
+// WithReferrers, and records in the presence cache that they are there.
+func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, manifest []byte) (Result, error) {
+	if !m.o.referrers {
+		return res, nil
+	}
+	r, err := m.syncReferrers(ctx, job.pinned, job.dst, job.digest, res.MediaType, manifest)
+	res.Referrers = r
+	if err != nil {
+		return res, err
+	}
+	m.presence.referrersCopied(job.dst, job.digest)
 	return res, nil
 }
 
 // copyImage copies the whole image src into dst with go-containerregistry's remote.Push, fed
 // with the source's manifests unchanged (so digests are preserved) and layers prepared for
 // cross-repository mounts. A Pusher and a Puller live for one copy only: their internal maps
-// (per repository, per digest) never shrink, so sharing them would leak in a long-running hub.
-func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
+// (per repository, per digest) never shrink, so sharing them would leak in a long-running process.
+func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
 	res := Result{Digest: digest}
 	st := newCopyStats(dst.Context(), m.o.observer)
@@ -183,23 +211,23 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 
 	puller, err := remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	desc, err := puller.Get(ctx, src)
 	if err != nil {
-		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
+		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}
 	// go-containerregistry decodes manifests with a json.Decoder, whose error for a truncated
 	// document (io.ErrUnexpectedEOF) reads like a connection cut mid-body; json.Unmarshal
 	// reports it as the syntax error it is, so the source gets the blame and the advice.
 	var probe json.RawMessage
 	if err := json.Unmarshal(desc.Manifest, &probe); err != nil {
-		return res, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
+		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}
 	res.MediaType = desc.MediaType
 	st.addManifest(desc.Digest, desc.Size)
 
-	t := &target{repo: dst.Context(), blobs: m.blobs, stats: st, schema1: desc.MediaType.IsSchema1(),
+	t := &destination{repo: dst.Context(), blobs: m.blobs, stats: st, schema1: desc.MediaType.IsSchema1(),
 		ctx: ctx, uploads: &m.uploads, wait: m.o.requestTimeout}
 	defer t.releaseAll()
 	st.arrived = t.arrived
@@ -211,55 +239,55 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, error) {
 			image, err = newMirrorIndex(idx, t)
 		}
 		if err != nil {
-			return res, fmt.Errorf("reading the index: %w", explain(err, src, nil, SideSource))
+			return res, nil, fmt.Errorf("reading the index: %w", explain(err, src, nil, SideSource))
 		}
 	case mt.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return res, fmt.Errorf("reading the image: %w", explain(err, src, nil, SideSource))
+			return res, nil, fmt.Errorf("reading the image: %w", explain(err, src, nil, SideSource))
 		}
 		image = &mirrorImage{Image: img, t: t}
 	case mt.IsSchema1():
 		// Schema1 gives the fsLayers as layers and the raw (possibly signed) manifest.
 		img, err := desc.Schema1()
 		if err != nil {
-			return res, fmt.Errorf("reading the schema 1 manifest: %w", explain(err, src, nil, SideSource))
+			return res, nil, fmt.Errorf("reading the schema 1 manifest: %w", explain(err, src, nil, SideSource))
 		}
 		image = &mirrorImage{Image: img, t: t}
 	default:
-		return res, &unsupportedError{what: fmt.Sprintf("manifest media type %q is not an image, an index or schema 1", mt)}
+		return res, nil, &unsupportedError{what: fmt.Sprintf("manifest media type %q is not an image, an index or schema 1", mt)}
 	}
 
-	pusher, err := remote.NewPusher(m.remoteOptions(ctx, m.o.targetKeychain)...)
+	pusher, err := remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	if err := pusher.Push(ctx, dst, image); err != nil {
 		if t.schema1 && isManifestRefused(err) {
-			return res, &Schema1Error{Source: job.src.String(), Target: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
+			return res, nil, &Schema1Error{Source: job.src.String(), Destination: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
 		}
-		return res, fmt.Errorf("pushing: %w", explain(err, src, dst, SideTarget))
+		return res, nil, fmt.Errorf("pushing: %w", explain(err, src, dst, SideDestination))
 	}
 	if err := m.verify(ctx, dst, digest); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	st.result(&res)
 	m.presence.add(dst, presence{digest: digest, mediaType: res.MediaType, size: res.Size})
 	// The manifest is at hand: the digest tag costs one PUT, no HEAD or read-back.
 	if err := m.ensureDigestTag(ctx, dst, digest, desc); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	for h, size := range st.present() {
 		m.blobs.add(dst.Context(), h, size)
 	}
-	return res, nil
+	return res, desc.Manifest, nil
 }
 
 // verify checks with a HEAD that dst now holds digest.
 func (m *Mirror) verify(ctx context.Context, dst name.Reference, digest v1.Hash) error {
-	got, err := remote.Head(dst, m.remoteOptions(ctx, m.o.targetKeychain)...)
+	got, err := remote.Head(dst, m.remoteOptions(ctx, m.o.dstKeychain)...)
 	if err != nil {
-		return fmt.Errorf("verifying the backup: %w", explain(err, nil, dst, SideTarget))
+		return fmt.Errorf("verifying the copy: %w", explain(err, nil, dst, SideDestination))
 	}
 	if got.Digest != digest {
 		m.presence.remove(dst)
@@ -293,7 +321,7 @@ func (m *Mirror) ensureDigestTag(ctx context.Context, dst name.Reference, digest
 	}
 	p, _ := m.presence.entries.Peek(cacheKey(dst))
 	if _, err := m.tag(ctx, anchor, digest, p.mediaType, p.size, manifest); err != nil {
-		return fmt.Errorf("tagging the backup by its digest as %s: %w", anchor.TagStr(), err)
+		return fmt.Errorf("tagging the copy by its digest as %s: %w", anchor.TagStr(), err)
 	}
 	return nil
 }
@@ -314,21 +342,21 @@ func (m *Mirror) digestTagged(dst name.Reference, digest v1.Hash) bool {
 
 // tag makes ref point at digest, a manifest already in ref's repository, and reports whether
 // ref already held it. With manifest nil it asks first (a HEAD) and reads the manifest back
-// from the backup registry (not the source: no pull is spent); with the manifest at hand it
+// from the destination registry (not the source: no pull is spent); with the manifest at hand it
 // PUTs it at once. Either way a HEAD verifies the result.
 func (m *Mirror) tag(ctx context.Context, ref name.Reference, digest v1.Hash, mediaType types.MediaType, size int64, manifest remote.Taggable) (bool, error) {
-	opts := m.remoteOptions(ctx, m.o.targetKeychain)
+	opts := m.remoteOptions(ctx, m.o.dstKeychain)
 	if manifest == nil {
-		desc, err := m.headBackup(ctx, ref)
+		desc, err := m.headDestination(ctx, ref)
 		if err != nil {
-			return false, fmt.Errorf("checking the backup: %w", explain(err, nil, ref, SideTarget))
+			return false, fmt.Errorf("checking the destination: %w", explain(err, nil, ref, SideDestination))
 		}
 		if desc != nil && desc.Digest == digest {
 			return true, nil
 		}
 		got, err := remote.Get(ref.Context().Digest(digest.String()), opts...)
 		if err != nil {
-			return false, fmt.Errorf("reading %s back from the backup registry: %w", digest, explain(err, nil, ref, SideTarget))
+			return false, fmt.Errorf("reading %s back from the destination registry: %w", digest, explain(err, nil, ref, SideDestination))
 		}
 		manifest = got
 		if mediaType == "" {
@@ -336,7 +364,7 @@ func (m *Mirror) tag(ctx context.Context, ref name.Reference, digest v1.Hash, me
 		}
 	}
 	if err := remote.Put(ref, manifest, opts...); err != nil {
-		return false, fmt.Errorf("tagging: %w", explain(err, nil, ref, SideTarget))
+		return false, fmt.Errorf("tagging: %w", explain(err, nil, ref, SideDestination))
 	}
 	if err := m.verify(ctx, ref, digest); err != nil {
 		return false, err

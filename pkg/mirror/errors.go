@@ -35,9 +35,9 @@ const (
 	KindRateLimited
 	// KindUnreachable: no answer (DNS, connection, TLS, timeout) or 5xx, after the retries.
 	KindUnreachable
-	// KindSchema1: the backup registry refused a schema 1 manifest.
+	// KindSchema1: the destination registry refused a schema 1 manifest.
 	KindSchema1
-	// KindDigestMismatch: the backup ended up with another digest than the source.
+	// KindDigestMismatch: the destination ended up with another digest than the source.
 	KindDigestMismatch
 	// KindInvalid: a registry refused the request as malformed or unsupported, or sent a
 	// manifest or image config that cannot be parsed.
@@ -66,14 +66,14 @@ func (k Kind) String() string {
 // ErrSchema1 matches (errors.Is) every *Schema1Error.
 var ErrSchema1 = errors.New("schema 1 manifest refused")
 
-// Schema1Error says the backup registry would not store a schema 1 manifest. Schema 1 was
-// deprecated in 2017 and distribution v3 no longer accepts it, so such images cannot be backed
-// up there at all: https://docs.docker.com/engine/deprecated/#pushing-and-pulling-with-image-manifest-v2-schema-1
+// Schema1Error says the destination registry would not store a schema 1 manifest. Schema 1 was
+// deprecated in 2017 and distribution v3 no longer accepts it, so such images cannot be copied
+// there at all: https://docs.docker.com/engine/deprecated/#pushing-and-pulling-with-image-manifest-v2-schema-1
 type Schema1Error struct {
 	// Source is the image that was being copied.
 	Source string
-	// Target is the backup registry that refused it.
-	Target string
+	// Destination is the registry that refused it.
+	Destination string
 	// Reason is what the registry answered.
 	Reason string
 
@@ -81,9 +81,9 @@ type Schema1Error struct {
 }
 
 func (e *Schema1Error) Error() string {
-	return fmt.Sprintf("schema 1 manifest of %s refused by backup registry %s: %s; "+
+	return fmt.Sprintf("schema 1 manifest of %s refused by destination registry %s: %s; "+
 		"schema 1 is deprecated: ask the image's publisher for a schema 2/OCI image or pin a newer tag",
-		e.Source, e.Target, e.Reason)
+		e.Source, e.Destination, e.Reason)
 }
 
 // Is makes errors.Is(err, ErrSchema1) true.
@@ -115,18 +115,18 @@ func (e *RateLimitedError) Error() string {
 	return msg + ", or give credentials for it to get a larger quota"
 }
 
-// DigestMismatchError says the backup registry holds another digest than the source after the
-// copy, i.e. it changed the manifest (conversion, re-serialization) or something else wrote the
-// same tag at the same time.
+// DigestMismatchError says the destination registry holds another digest than the source after
+// the copy, i.e. it changed the manifest (conversion, re-serialization) or something else wrote
+// the same tag at the same time.
 type DigestMismatchError struct {
-	// Reference is the backup's reference.
+	// Reference is the destination reference.
 	Reference string
-	// Want is the source's digest, Got the backup's.
+	// Want is the source's digest, Got the destination's.
 	Want, Got v1.Hash
 }
 
 func (e *DigestMismatchError) Error() string {
-	return fmt.Sprintf("backup %s has digest %s but the source has %s: the backup registry changed the manifest "+
+	return fmt.Sprintf("destination %s has digest %s but the source has %s: the destination registry changed the manifest "+
 		"or another writer replaced the tag; check that the registry stores manifests unchanged and retry",
 		e.Reference, e.Got, e.Want)
 }
@@ -143,6 +143,7 @@ func Classify(err error) Kind {
 	var te *transport.Error
 	var bad *name.ErrBadName
 	var unsupported *unsupportedError
+	var notListed *notListedError
 	switch {
 	case errors.As(err, &s1):
 		return KindSchema1
@@ -152,7 +153,7 @@ func Classify(err error) Kind {
 		return KindRateLimited
 	case errors.As(err, &te):
 		return classifyStatus(te)
-	case errors.As(err, &bad), errors.As(err, &unsupported), isMalformed(err):
+	case errors.As(err, &bad), errors.As(err, &unsupported), errors.As(err, &notListed), isMalformed(err):
 		return KindInvalid
 	case errors.Is(err, context.Canceled):
 		return KindOther
@@ -223,9 +224,9 @@ func isMalformed(err error) bool {
 }
 
 // Side is the end of a copy an error came from: whose registry, credentials or network a
-// person should check. Both ends often live on one registry host (quay.io/org/app backed up to
-// quay.io/acme; Docker Hub images backed up to docker.io/acme), so the Mirror reads the side
-// from the request that failed, never from a host name alone.
+// person should check. Both ends often live on one registry host (quay.io/org/app copied to
+// quay.io/acme; Docker Hub images copied to docker.io/acme), so the Mirror reads the side from
+// the request that failed, never from a host name alone.
 type Side int
 
 const (
@@ -234,30 +235,30 @@ const (
 	SideUnknown Side = iota
 	// SideSource: the registry the image is copied from.
 	SideSource
-	// SideTarget: the registry the image is copied to.
-	SideTarget
+	// SideDestination: the registry the image is copied to.
+	SideDestination
 )
 
-// String returns "Source", "Target" or "Unknown".
+// String returns "Source", "Destination" or "Unknown".
 func (s Side) String() string {
 	switch s {
 	case SideSource:
 		return "Source"
-	case SideTarget:
-		return "Target"
+	case SideDestination:
+		return "Destination"
 	}
 	return "Unknown"
 }
 
 // SideOf tells which end of a copy err came from, looking through wrapped errors. Every error
-// Resolve (always SideSource), Present (always SideTarget) and Copy return from a registry
-// request carries its side; a Schema1Error or DigestMismatchError is SideTarget's.
+// Resolve (always SideSource), Present (always SideDestination) and Copy return from a registry
+// request carries its side; a Schema1Error or DigestMismatchError is SideDestination's.
 //
 // During Copy the side is the registry and repository of the request that failed: requests
 // to a host that only one end uses are that end's; on a host both ends share, the repository
 // in the request's path (/v2/<repository>/...) or in a token request's scope tells them apart.
 // Only when the request does not say does the step decide (fetching manifests is the source's,
-// pushing the target's).
+// pushing the destination's).
 func SideOf(err error) Side {
 	var e *explainedError
 	if errors.As(err, &e) {
@@ -266,7 +267,7 @@ func SideOf(err error) Side {
 	var s1 *Schema1Error
 	var dm *DigestMismatchError
 	if errors.As(err, &s1) || errors.As(err, &dm) {
-		return SideTarget
+		return SideDestination
 	}
 	return SideUnknown
 }
@@ -283,7 +284,7 @@ func explain(err error, src, dst name.Reference, fallback Side) error {
 	s := fallback
 	switch {
 	case src == nil:
-		s = SideTarget
+		s = SideDestination
 	case dst == nil:
 		s = SideSource
 	default:
@@ -292,7 +293,7 @@ func explain(err error, src, dst name.Reference, fallback Side) error {
 		}
 	}
 	ref := src
-	if s == SideTarget {
+	if s == SideDestination {
 		ref = dst
 	}
 	registry, repo := ref.Context().RegistryStr(), ref.Context().String()
@@ -306,7 +307,7 @@ func explain(err error, src, dst name.Reference, fallback Side) error {
 		advice = fmt.Sprintf("%s serves a certificate signed by an authority this process does not trust: if it uses a private CA, add that CA to the TLS roots of the transport (WithTransport)", registry)
 	case isMalformed(err):
 		// Only what the Mirror reads is decoded: the source's manifests and configs, or the
-		// backup's on a call that talks to it alone. The URL does not tell: it is gone by then.
+		// destination's on a call that talks to it alone. The URL does not tell: it is gone by then.
 		r := src
 		if r == nil {
 			r = dst
@@ -329,7 +330,7 @@ func sideOfRequest(u *url.URL, src, dst name.Reference) Side {
 	if srcHost != dstHost {
 		switch {
 		case hostMatches(u.Host, dstHost):
-			return SideTarget
+			return SideDestination
 		case hostMatches(u.Host, srcHost):
 			return SideSource
 		}
@@ -342,7 +343,7 @@ func sideOfRequest(u *url.URL, src, dst name.Reference) Side {
 	}
 	switch repo {
 	case dst.Context().RepositoryStr():
-		return SideTarget
+		return SideDestination
 	case src.Context().RepositoryStr():
 		return SideSource
 	}
@@ -385,20 +386,20 @@ func adviceByKind(err error, s Side, ref name.Reference, registry, repo string) 
 		if s == SideSource {
 			advice = fmt.Sprintf("%s does not exist upstream: check the image name and tag (it may have been deleted or retagged)", ref)
 		} else {
-			advice = fmt.Sprintf("backup registry %s answered not found: check that repository %s may be created there with the push credentials", registry, repo)
+			advice = fmt.Sprintf("destination registry %s answered not found: check that repository %s may be created there with the push credentials", registry, repo)
 		}
 	case KindUnauthorized:
 		if s == SideSource {
 			// Docker Hub answers 401 rather than 404 for repositories that do not exist.
 			advice = fmt.Sprintf("%s refused access to %s: check the pull credentials for %s, and that the image exists (some registries answer 401 for missing repositories)", registry, repo, registry)
 		} else {
-			advice = fmt.Sprintf("backup registry %s refused the push credentials or needs some: check them and that they may push to %s", registry, repo)
+			advice = fmt.Sprintf("destination registry %s refused the push credentials or needs some: check them and that they may push to %s", registry, repo)
 		}
 	case KindUnreachable:
 		advice = fmt.Sprintf("%s did not answer or failed after retries: check network access (DNS, proxy, firewall, TLS trust) to it and retry later", registry)
 	case KindInvalid:
-		if s == SideTarget {
-			advice = fmt.Sprintf("backup registry %s refused the request as invalid: check that it accepts this kind of image", registry)
+		if s == SideDestination {
+			advice = fmt.Sprintf("destination registry %s refused the request as invalid: check that it accepts this kind of image", registry)
 		}
 	}
 	return advice

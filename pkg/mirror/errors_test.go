@@ -43,7 +43,7 @@ func TestClassify_sortsErrorsIntoKinds(t *testing.T) {
 		{"manifest invalid", registryError(400, transport.ManifestInvalidErrorCode), mirror.KindInvalid},
 		{"415", registryError(415, ""), mirror.KindInvalid},
 		{"rate limited", &mirror.RateLimitedError{Registry: "index.docker.io"}, mirror.KindRateLimited},
-		{"schema 1", &mirror.Schema1Error{Source: "a", Target: "b", Reason: "c"}, mirror.KindSchema1},
+		{"schema 1", &mirror.Schema1Error{Source: "a", Destination: "b", Reason: "c"}, mirror.KindSchema1},
 		{"digest mismatch", &mirror.DigestMismatchError{}, mirror.KindDigestMismatch},
 		{"connection refused", &url.Error{Op: "Get", URL: "https://r/v2/", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, mirror.KindUnreachable},
 		{"DNS", &net.DNSError{Err: "no such host", Name: "r", IsNotFound: true}, mirror.KindUnreachable},
@@ -73,15 +73,15 @@ func TestKind_String(t *testing.T) {
 func TestErrors_supportErrorsIsAndAs(t *testing.T) {
 	g := NewWithT(t)
 	inner := &transport.Error{StatusCode: http.StatusBadRequest}
-	var err error = &mirror.Schema1Error{Source: "docker.io/x/y:1", Target: "quay.io", Reason: "MANIFEST_INVALID: manifest invalid"}
+	var err error = &mirror.Schema1Error{Source: "docker.io/x/y:1", Destination: "quay.io", Reason: "MANIFEST_INVALID: manifest invalid"}
 	err = fmt.Errorf("copying: %w", err)
 	g.Expect(errors.Is(err, mirror.ErrSchema1)).To(BeTrue())
-	g.Expect(err.Error()).To(ContainSubstring("schema 1 manifest of docker.io/x/y:1 refused by backup registry quay.io: MANIFEST_INVALID: manifest invalid"))
+	g.Expect(err.Error()).To(ContainSubstring("schema 1 manifest of docker.io/x/y:1 refused by destination registry quay.io: MANIFEST_INVALID: manifest invalid"))
 	g.Expect(err.Error()).To(ContainSubstring("ask the image's publisher for a schema 2/OCI image or pin a newer tag"))
 	g.Expect(errors.Is(inner, mirror.ErrSchema1)).To(BeFalse())
 
 	mismatch := &mirror.DigestMismatchError{Reference: "quay.io/acme/x:1", Want: v1.Hash{Algorithm: "sha256", Hex: "aa"}, Got: v1.Hash{Algorithm: "sha256", Hex: "bb"}}
 	var dm *mirror.DigestMismatchError
 	g.Expect(errors.As(fmt.Errorf("x: %w", mismatch), &dm)).To(BeTrue())
-	g.Expect(dm.Error()).To(ContainSubstring("backup quay.io/acme/x:1 has digest sha256:bb but the source has sha256:aa"))
+	g.Expect(dm.Error()).To(ContainSubstring("destination quay.io/acme/x:1 has digest sha256:bb but the source has sha256:aa"))
 }

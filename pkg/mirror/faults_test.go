@@ -246,7 +246,7 @@ func TestCopy_errorsSayWhatToDo(t *testing.T) {
 				// Nothing listens on port 1.
 				dst = name.MustParseReference("127.0.0.1:1/backup/app:1")
 			}
-			m := e.mirror(mirror.WithSourceKeychain(keychain), mirror.WithTargetKeychain(staticKeychain{user: "robot", password: password}))
+			m := e.mirror(mirror.WithSourceKeychain(keychain), mirror.WithDestinationKeychain(staticKeychain{user: "robot", password: password}))
 
 			_, err := m.Copy(ctxT(t), e.src.ref(t, tc.src), dst)
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -27,9 +28,9 @@ type server struct {
 	host  string
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t *testing.T, opts ...registry.Option) *server {
 	t.Helper()
-	reg := mirrortest.NewRegistry()
+	reg := mirrortest.NewRegistry(opts...)
 	proxy := mirrortest.NewFaultProxy(reg)
 	srv := httptest.NewServer(proxy)
 	t.Cleanup(srv.Close)

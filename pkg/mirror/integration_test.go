@@ -60,7 +60,7 @@ func TestIntegration_copiesMultiArchIndexIntoDistribution(t *testing.T) {
 	keychain, err := dockerconfig.Keychain(dst.DockerConfigJSON())
 	g.Expect(err).NotTo(HaveOccurred())
 	newMirror := func() *mirror.Mirror {
-		m, err := mirror.New(mirror.WithTargetKeychain(keychain), mirror.WithRetry(3, 10*time.Millisecond, 100*time.Millisecond))
+		m, err := mirror.New(mirror.WithDestinationKeychain(keychain), mirror.WithRetry(3, 10*time.Millisecond, 100*time.Millisecond))
 		g.Expect(err).NotTo(HaveOccurred())
 		return m
 	}
@@ -121,7 +121,7 @@ func TestIntegration_backupCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			m, err := mirror.New(mirror.WithTargetKeychain(tc.keychain()), mirror.WithRetry(2, 10*time.Millisecond, 50*time.Millisecond))
+			m, err := mirror.New(mirror.WithDestinationKeychain(tc.keychain()), mirror.WithRetry(2, 10*time.Millisecond, 50*time.Millisecond))
 			g.Expect(err).NotTo(HaveOccurred())
 			dstRef := distRef(t, dst, "backup/"+strings.ReplaceAll(tc.name, " ", "-")+":1.0")
 
@@ -135,7 +135,7 @@ func TestIntegration_backupCredentials(t *testing.T) {
 			g.Expect(err).To(HaveOccurred())
 			t.Logf("error: %v", err)
 			g.Expect(mirror.Classify(err)).To(Equal(mirror.KindUnauthorized), "%v", err)
-			g.Expect(err.Error()).To(ContainSubstring("backup registry " + dst.Host + " refused the push credentials"))
+			g.Expect(err.Error()).To(ContainSubstring("destination registry " + dst.Host + " refused the push credentials"))
 			g.Expect(err.Error()).NotTo(ContainSubstring(wrong))
 			g.Expect(err.Error()).NotTo(ContainSubstring(dst.Password))
 		})
@@ -159,7 +159,7 @@ func TestIntegration_mountsSharedLayersAcrossRepositories(t *testing.T) {
 		g.Expect(remote.Write(r, img)).To(Succeed())
 		srcRefs = append(srcRefs, r)
 	}
-	m, err := mirror.New(mirror.WithTargetKeychain(basicKeychain(dst.Username, dst.Password)))
+	m, err := mirror.New(mirror.WithDestinationKeychain(basicKeychain(dst.Username, dst.Password)))
 	g.Expect(err).NotTo(HaveOccurred())
 
 	first, err := m.Copy(ctxT(t), srcRefs[0], distRef(t, dst, "backup/team/one:1"))
@@ -197,7 +197,7 @@ func TestIntegration_schema1RefusedByDistribution(t *testing.T) {
 	t.Logf("error: %v", err)
 	var s1 *mirror.Schema1Error
 	g.Expect(errors.As(err, &s1)).To(BeTrue())
-	g.Expect(s1.Target).To(Equal(dst.Host))
+	g.Expect(s1.Destination).To(Equal(dst.Host))
 	g.Expect(s1.Reason).To(ContainSubstring("MANIFEST_INVALID"))
 	g.Expect(mirror.Classify(err)).To(Equal(mirror.KindSchema1))
 }
@@ -256,7 +256,7 @@ func TestIntegration_recoversFromFaultsInFrontOfDistribution(t *testing.T) {
 	dstRef, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/backup/app:1.0")
 	g.Expect(err).NotTo(HaveOccurred())
 	// The proxy's address is another host than the registry's: give it the credentials.
-	m, err := mirror.New(mirror.WithTargetKeychain(basicKeychain(dst.Username, dst.Password)),
+	m, err := mirror.New(mirror.WithDestinationKeychain(basicKeychain(dst.Username, dst.Password)),
 		mirror.WithRetry(4, 10*time.Millisecond, 100*time.Millisecond))
 	g.Expect(err).NotTo(HaveOccurred())
 

@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Mirror copies images into a backup registry, once. It is safe for concurrent use; make one
+// Mirror copies images into a destination registry, once. It is safe for concurrent use; make one
 // per process and share it, since its caches and concurrency bounds are per Mirror.
 type Mirror struct {
 	o         *options
@@ -79,10 +79,10 @@ func (m *Mirror) Resolve(ctx context.Context, ref name.Reference) (Resolved, err
 	return Resolved{Digest: desc.Digest, MediaType: desc.MediaType, Size: desc.Size, RateLimit: box.get()}, nil
 }
 
-// Present reports whether dst holds digest in the backup registry. A cache entry younger than
+// Present reports whether dst holds digest in the destination registry. A cache entry younger than
 // the cache TTL answers without any request; otherwise one manifest HEAD does, and its answer
 // is cached. With WithDigestTags (the default), when dst holds digest Present also makes sure
-// the digest tag does, from the manifest in the registry, so a backup whose source is gone keeps
+// the digest tag does, from the manifest in the registry, so a copy whose source is gone keeps
 // its digest past garbage collection too.
 func (m *Mirror) Present(ctx context.Context, dst name.Reference, digest v1.Hash) (bool, error) {
 	if p, ok := m.presence.fresh(dst); ok && p.digest == digest && m.digestTagged(dst, digest) {
@@ -90,21 +90,21 @@ func (m *Mirror) Present(ctx context.Context, dst name.Reference, digest v1.Hash
 		return true, nil
 	}
 	m.cacheMiss(dst)
-	desc, err := m.headBackup(ctx, dst)
+	desc, err := m.headDestination(ctx, dst)
 	if err != nil {
-		return false, fmt.Errorf("checking %s in the backup registry: %w", dst, explain(err, nil, dst, SideTarget))
+		return false, fmt.Errorf("checking %s in the destination registry: %w", dst, explain(err, nil, dst, SideDestination))
 	}
 	if desc == nil || desc.Digest != digest {
 		return false, nil
 	}
 	if err := m.ensureDigestTag(ctx, dst, digest, nil); err != nil {
-		return false, fmt.Errorf("checking %s in the backup registry: %w", dst, err)
+		return false, fmt.Errorf("checking %s in the destination registry: %w", dst, err)
 	}
 	return true, nil
 }
 
 // Forget drops what the Mirror remembers about dst, and about the digest tag of the digest it
-// held, e.g. after finding a backup pruned, so that the next Present or Copy asks the registry.
+// held, e.g. after finding a copy pruned, so that the next Present or Copy asks the registry.
 func (m *Mirror) Forget(dst name.Reference) {
 	if p, ok := m.presence.entries.Peek(cacheKey(dst)); ok {
 		m.presence.remove(dst.Context().Tag(DigestTag(p.digest)))
@@ -121,10 +121,10 @@ func DigestTag(h v1.Hash) string {
 	return t[:min(len(t), maxTagLength)]
 }
 
-// headBackup HEADs dst in the backup registry and caches what it finds. It returns nil, nil
+// headDestination HEADs dst in the destination registry and caches what it finds. It returns nil, nil
 // when dst does not exist.
-func (m *Mirror) headBackup(ctx context.Context, dst name.Reference) (*v1.Descriptor, error) {
-	desc, err := remote.Head(dst, m.remoteOptions(ctx, m.o.targetKeychain)...)
+func (m *Mirror) headDestination(ctx context.Context, dst name.Reference) (*v1.Descriptor, error) {
+	desc, err := remote.Head(dst, m.remoteOptions(ctx, m.o.dstKeychain)...)
 	if isNotFound(err) {
 		m.presence.remove(dst)
 		return nil, nil

@@ -13,7 +13,7 @@ import (
 )
 
 // target is what the image wrappers below need to know about the copy in progress.
-type target struct {
+type destination struct {
 	repo    name.Repository // destination repository
 	blobs   *blobIndex
 	stats   *copyStats
@@ -29,7 +29,7 @@ type target struct {
 
 // arrived is called when the copy's requests show that the destination repository has h
 // (found, mounted or uploaded): from then on other copies mount it from here.
-func (t *target) arrived(h v1.Hash, size int64) {
+func (t *destination) arrived(h v1.Hash, size int64) {
 	t.blobs.add(t.repo, h, size)
 	t.mu.Lock()
 	u := t.claimed[h]
@@ -40,7 +40,7 @@ func (t *target) arrived(h v1.Hash, size int64) {
 }
 
 // releaseAll ends the claims of a copy that is over, whatever moved, so nobody waits on it.
-func (t *target) releaseAll() {
+func (t *destination) releaseAll() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for h, u := range t.claimed {
@@ -54,11 +54,11 @@ func (t *target) releaseAll() {
 // uploadOne in remote/write.go). Source layers come wrapped with the source reference, which
 // is of no use for a mount into another registry (and go-containerregistry then sends a
 // pointless ?from=<source repository>), so that wrapper is removed; a layer the blob index
-// knows in another repository of the backup registry is wrapped with that repository instead.
+// knows in another repository of the destination registry is wrapped with that repository instead.
 // A layer that another copy is uploading to another repository right now is wrapped with that
 // repository too, and waits for that upload before go-containerregistry mounts it (see
 // awaitedLayer).
-func (t *target) layer(l v1.Layer) (v1.Layer, error) {
+func (t *destination) layer(l v1.Layer) (v1.Layer, error) {
 	if ml, ok := l.(*remote.MountableLayer); ok {
 		l = ml.Layer
 	}
@@ -114,11 +114,11 @@ func isAwaited(l v1.Layer) bool {
 	return ok
 }
 
-// mirrorImage is a source image whose layers are prepared by target.layer. Its manifest is
+// mirrorImage is a source image whose layers are prepared by destination.layer. Its manifest is
 // the source's raw bytes (RawManifest is the embedded image's), so the digest is preserved.
 type mirrorImage struct {
 	v1.Image
-	t *target
+	t *destination
 }
 
 func (i *mirrorImage) Layers() ([]v1.Layer, error) {
@@ -169,12 +169,12 @@ func (i *mirrorImage) Descriptor() (*v1.Descriptor, error) { return partial.Desc
 // source's, unchanged. (It cannot embed v1.ImageIndex, whose name clashes with the method.)
 type mirrorIndex struct {
 	idx v1.ImageIndex
-	t   *target
+	t   *destination
 }
 
 var _ v1.ImageIndex = (*mirrorIndex)(nil)
 
-func newMirrorIndex(idx v1.ImageIndex, t *target) (*mirrorIndex, error) {
+func newMirrorIndex(idx v1.ImageIndex, t *destination) (*mirrorIndex, error) {
 	m, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err

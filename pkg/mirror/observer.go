@@ -28,10 +28,10 @@ type Observer struct {
 	// CacheHit and CacheMiss are called for each lookup of the presence cache.
 	CacheHit  func(dst name.Reference)
 	CacheMiss func(dst name.Reference)
-	// BytesUploaded is called with the size of each blob uploaded to the backup registry.
+	// BytesUploaded is called with the size of each blob uploaded to the destination registry.
 	BytesUploaded func(n int64)
 	// BytesMounted is called with the size of each blob mounted from another repository of the
-	// backup registry instead of being uploaded.
+	// destination registry instead of being uploaded.
 	BytesMounted func(n int64)
 	// RateLimit is called for every response that carries rate limit headers.
 	RateLimit func(registry string, limit RateLimit)

@@ -24,7 +24,6 @@ const (
 )
 
 const (
-	defaultUserAgent = "image-cloner"
 	// The blob index holds this many digests per presence cache entry: images have a few
 	// blobs each.
 	defaultBlobIndexSizeFactor = 4
@@ -39,7 +38,7 @@ type Option func(*options) error
 type options struct {
 	transport      http.RoundTripper
 	sourceKeychain authn.Keychain
-	targetKeychain authn.Keychain
+	dstKeychain    authn.Keychain
 	jobs           int
 	maxCopies      int
 	cacheSize      int
@@ -53,12 +52,13 @@ type options struct {
 	clock          Clock
 	userAgent      string
 	digestTags     bool
+	referrers      bool
 }
 
 func defaultOptions() *options {
 	return &options{
 		sourceKeychain: anonymousKeychain{},
-		targetKeychain: anonymousKeychain{},
+		dstKeychain:    anonymousKeychain{},
 		jobs:           DefaultJobs,
 		maxCopies:      DefaultMaxConcurrentCopies,
 		cacheSize:      DefaultCacheSize,
@@ -69,12 +69,12 @@ func defaultOptions() *options {
 		maxDelay:       DefaultRetryMaxDelay,
 		logger:         logr.Discard(),
 		clock:          realClock{},
-		userAgent:      defaultUserAgent,
 		digestTags:     true,
+		referrers:      true,
 	}
 }
 
-// WithDigestTags makes Copy tag every image it puts into a target repository with its digest
+// WithDigestTags makes Copy tag every image it puts into a destination repository with its digest
 // as well, as DigestTag(digest) (sha256-<hex>), and Present make sure that tag is there.
 //
 // Registries garbage-collect manifests that no tag points to: distribution's
@@ -87,6 +87,36 @@ func defaultOptions() *options {
 func WithDigestTags(on bool) Option {
 	return func(o *options) error {
 		o.digestTags = on
+		return nil
+	}
+}
+
+// WithReferrers makes Copy copy, with each image, what refers to it in its source repository:
+// cosign's signatures, attestations and SBOMs under their tags (sha256-<hex>.sig, .att, .sbom),
+// and OCI 1.1 referrers (manifests whose subject is the image: cosign's sigstore bundles,
+// Notation signatures, SBOMs attached with ORAS ...), for the image, for each image of an index,
+// and for those referrers in turn. They are copied byte for byte into the destination
+// repository, under the same tags or listed as referrers there (by the referrers API where the
+// registry has one, by the referrers tag schema where it has not), so a signature made for the
+// source verifies against the copy.
+//
+// A Copy that reaches the registries (not a cache hit) looks for new ones each time: they are
+// often added after the image. The image counts as copied only with its referrers: when one
+// that the source has cannot be copied, or listed, Copy fails with a *ReferrersError (the
+// image itself is in the destination by then). A source without any is not an error. The
+// costs: three manifest HEADs and a referrers request on the source per image (and per image
+// of an index), and, for what it finds, a HEAD or a referrers request on the destination.
+//
+// On a destination registry without the referrers API, the referrers of an image are listed in
+// an index tagged sha256-<hex>: the tag WithDigestTags gives the image itself. The digest tag is
+// kept, so OCI referrers of such an image make Copy fail there with a ReferrersError that says
+// so; cosign's tags are not affected. Use a registry with the referrers API, or turn off one of
+// the two options.
+//
+// The default is true.
+func WithReferrers(on bool) Option {
+	return func(o *options) error {
+		o.referrers = on
 		return nil
 	}
 }
@@ -120,15 +150,16 @@ func WithSourceKeychain(k authn.Keychain) Option {
 	}
 }
 
-// WithTargetKeychain sets where the push credentials for the backup registry come from.
+// WithDestinationKeychain sets where the push credentials for the destination registries come
+// from.
 //
 // The default is anonymous access.
-func WithTargetKeychain(k authn.Keychain) Option {
+func WithDestinationKeychain(k authn.Keychain) Option {
 	return func(o *options) error {
 		if k == nil {
-			return errors.New("target keychain must not be nil")
+			return errors.New("destination keychain must not be nil")
 		}
-		o.targetKeychain = k
+		o.dstKeychain = k
 		return nil
 	}
 }
@@ -151,7 +182,7 @@ func WithJobs(n int) Option {
 // WithMaxConcurrentCopies bounds how many copies run at the same time across the whole Mirror;
 // further copies wait for a slot. Lookups (Resolve, Present, cache hits) are not bounded.
 //
-// The default is 5, the seed's MAX_CONCURRENT_RECONCILES.
+// The default is 5.
 func WithMaxConcurrentCopies(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
@@ -163,7 +194,7 @@ func WithMaxConcurrentCopies(n int) Option {
 }
 
 // WithCacheSize sets how many destination references the presence cache remembers. The index of
-// blobs known to be in the backup registry (used for cross-repository mounts) holds four times
+// blobs known to be in the destination registry (used for cross-repository mounts) holds four times
 // as many digests.
 //
 // The default is 4096.
@@ -178,7 +209,7 @@ func WithCacheSize(n int) Option {
 }
 
 // WithCacheTTL sets how long an entry of the presence cache is trusted before the destination is
-// asked again (one manifest HEAD). Backups can be pruned behind the Mirror's back; the TTL bounds
+// asked again (one manifest HEAD). Copies can be pruned behind the Mirror's back; the TTL bounds
 // how long such a loss goes unnoticed.
 //
 // The default is 10 minutes.
@@ -236,7 +267,8 @@ func WithObserver(obs Observer) Option {
 	}
 }
 
-// WithLogger sets the logger. Copies are logged at level 0, requests and retries at level 1.
+// WithLogger sets the logger. Copies are logged at level 0, skipped copies and retries at level
+// 1, every request at level 2.
 //
 // The default discards logs.
 func WithLogger(l logr.Logger) Option {
@@ -246,7 +278,14 @@ func WithLogger(l logr.Logger) Option {
 	}
 }
 
-// WithClock sets the clock used for cache expiry, Retry-After dates and retry waits, for tests.
+// WithClock sets the clock the Mirror reads and waits on in three places: the age of presence
+// cache entries (WithCacheTTL), the current time against which a Retry-After date is read, and
+// the waits between attempts of a request (WithRetry, Retry-After). A fake clock lets a test
+// expire the cache or run retries without sleeping.
+//
+// Everything else keeps real time: request and stall timeouts (WithRequestTimeout), the wait for
+// another copy's upload of a shared blob, the whole-upload retries go-containerregistry makes
+// itself, and the durations passed to the Observer.
 //
 // The default is the system clock.
 func WithClock(c Clock) Option {
@@ -260,9 +299,9 @@ func WithClock(c Clock) Option {
 }
 
 // WithUserAgent sets the product token sent in the User-Agent header, followed by
-// go-containerregistry's own.
+// go-containerregistry's own, e.g. "my-mirror/1.2".
 //
-// The default is "image-cloner".
+// The default is none: go-containerregistry's own token alone.
 func WithUserAgent(ua string) Option {
 	return func(o *options) error {
 		o.userAgent = ua

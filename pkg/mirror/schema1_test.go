@@ -133,7 +133,7 @@ func TestCopy_reportsSchema1RefusedByTheBackupRegistry(t *testing.T) {
 	g.Expect(errors.Is(err, mirror.ErrSchema1)).To(BeTrue(), "%v", err)
 	var s1 *mirror.Schema1Error
 	g.Expect(errors.As(err, &s1)).To(BeTrue())
-	g.Expect(s1.Target).To(Equal(e.dst.host))
+	g.Expect(s1.Destination).To(Equal(e.dst.host))
 	g.Expect(s1.Source).To(ContainSubstring("legacy/app"))
 	g.Expect(s1.Reason).To(ContainSubstring("unsupported manifest media type"))
 	g.Expect(mirror.Classify(err)).To(Equal(mirror.KindSchema1))

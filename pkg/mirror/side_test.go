@@ -51,12 +51,12 @@ func TestSideOf_namesTheEndThatFailedOnASharedHost(t *testing.T) {
 		{name: "source blob gone while pushing", kind: mirror.KindNotFound, side: mirror.SideSource,
 			fault: mirrortest.Fault{Method: http.MethodGet, Kind: mirrortest.KindBlob, Repository: srcRepo, Status: 404,
 				Body: `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`}},
-		{name: "backup refuses the manifest", kind: mirror.KindNotFound, side: mirror.SideTarget,
+		{name: "backup refuses the manifest", kind: mirror.KindNotFound, side: mirror.SideDestination,
 			fault: mirrortest.Fault{Method: http.MethodPut, Kind: mirrortest.KindManifest, Repository: dstRepo, Status: 404,
 				Body: `{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}`}},
-		{name: "backup upload fails", kind: mirror.KindUnreachable, side: mirror.SideTarget,
+		{name: "backup upload fails", kind: mirror.KindUnreachable, side: mirror.SideDestination,
 			fault: mirrortest.Fault{Method: http.MethodPost, Kind: mirrortest.KindUpload, Repository: dstRepo, Status: 500}},
-		{name: "Docker Hub: backup denies the push", dockerHub: true, kind: mirror.KindUnauthorized, side: mirror.SideTarget,
+		{name: "Docker Hub: backup denies the push", dockerHub: true, kind: mirror.KindUnauthorized, side: mirror.SideDestination,
 			fault: mirrortest.Fault{Method: http.MethodPost, Kind: mirrortest.KindUpload, Repository: "acme/docker.io_library_app", Status: 403, Body: denied}},
 		{name: "Docker Hub: source blob gone", dockerHub: true, kind: mirror.KindNotFound, side: mirror.SideSource,
 			fault: mirrortest.Fault{Method: http.MethodGet, Kind: mirrortest.KindBlob, Repository: "library/app", Status: 404,
@@ -91,7 +91,7 @@ func TestSideOf_namesTheEndThatFailedOnASharedHost(t *testing.T) {
 			g.Expect(err).To(HaveOccurred())
 			g.Expect(mirror.Classify(err)).To(Equal(tc.kind), "%v", err)
 			g.Expect(mirror.SideOf(err)).To(Equal(tc.side), "%v", err)
-			if tc.side == mirror.SideTarget {
+			if tc.side == mirror.SideDestination {
 				g.Expect(err.Error()).NotTo(ContainSubstring("does not exist upstream"))
 			} else if tc.kind == mirror.KindNotFound {
 				g.Expect(err.Error()).To(ContainSubstring("does not exist upstream"))
@@ -112,12 +112,12 @@ func TestSideOf_ofCallsThatTalkToOneEnd(t *testing.T) {
 	digest, err := randomImage(t, 1).Digest()
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = m.Present(ctxT(t), e.dst.ref(t, "backup/app:1"), digest)
-	g.Expect(mirror.SideOf(err)).To(Equal(mirror.SideTarget), "%v", err)
+	g.Expect(mirror.SideOf(err)).To(Equal(mirror.SideDestination), "%v", err)
 
 	g.Expect(mirror.SideOf(nil)).To(Equal(mirror.SideUnknown))
-	g.Expect(mirror.SideOf(&mirror.DigestMismatchError{})).To(Equal(mirror.SideTarget))
-	g.Expect(mirror.SideOf(&mirror.Schema1Error{})).To(Equal(mirror.SideTarget))
+	g.Expect(mirror.SideOf(&mirror.DigestMismatchError{})).To(Equal(mirror.SideDestination))
+	g.Expect(mirror.SideOf(&mirror.Schema1Error{})).To(Equal(mirror.SideDestination))
 	g.Expect(mirror.SideOf(ctxT(t).Err())).To(Equal(mirror.SideUnknown))
-	g.Expect(strings.Join([]string{mirror.SideSource.String(), mirror.SideTarget.String(), mirror.SideUnknown.String()}, ",")).
-		To(Equal("Source,Target,Unknown"))
+	g.Expect(strings.Join([]string{mirror.SideSource.String(), mirror.SideDestination.String(), mirror.SideUnknown.String()}, ",")).
+		To(Equal("Source,Destination,Unknown"))
 }

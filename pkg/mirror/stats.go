@@ -16,7 +16,7 @@ import (
 // not report this, so the instrumenting transport reads it off the requests of the copy, which
 // carry the copyStats in their context.
 type copyStats struct {
-	host      string // the backup registry's host
+	host      string // the destination registry's host
 	blobsPath string // "/v2/<repository>/blobs/"
 	obs       Observer
 	// arrived, when set, is told of each blob the destination repository turns out to hold
@@ -74,7 +74,7 @@ func (s *copyStats) addBlob(h v1.Hash, size int64, foreign bool) {
 	}
 }
 
-// observe accounts for one response of the backup registry.
+// observe accounts for one response of the destination registry.
 func (s *copyStats) observe(req *http.Request, resp *http.Response, sentBytes int64) {
 	if !hostMatches(req.URL.Host, s.host) || !strings.HasPrefix(req.URL.Path, s.blobsPath) {
 		return

@@ -15,7 +15,7 @@ import (
 // index learns that a repository holds a blob only once the blob is there: without this, every
 // copy that starts before the first upload ends uploads the shared base layers again. A copy
 // that needs a blob another copy is uploading to another repository of the same registry
-// waits for that upload, then mounts the blob (see target.layer).
+// waits for that upload, then mounts the blob (see destination.layer).
 type uploads struct {
 	mu sync.Mutex
 	m  map[blobKey]*upload
@@ -62,14 +62,14 @@ func (us *uploads) release(h v1.Hash, u *upload) {
 	u.finish()
 }
 
-// awaitedLayer is a layer another copy is uploading to the backup registry. It is given to
+// awaitedLayer is a layer another copy is uploading to the destination registry. It is given to
 // remote.Push wrapped in a *remote.MountableLayer naming that copy's repository, and its
 // first method go-containerregistry calls before the existence check and the mount
 // (MediaType, then Digest, in repoWriter.writeLayer) waits until that upload ends, so that the
 // mount finds the blob. If the upload failed, the mount request is answered with an upload
 // session and go-containerregistry uploads the blob itself, as it would have anyway. The wait
 // is bounded (by the request timeout) so that two copies waiting on each other's blobs
-// cannot stall; target puts awaited layers after the copy's own so that does not happen.
+// cannot stall; destination puts awaited layers after the copy's own so that does not happen.
 type awaitedLayer struct {
 	v1.Layer
 	ctx   context.Context

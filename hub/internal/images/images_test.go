@@ -55,21 +55,29 @@ func TestReason_mapsMirrorKindsAndSides(t *testing.T) {
 		want string
 	}{
 		{mirror.KindNotFound, mirror.SideSource, v1alpha1.ReasonSourceNotFound},
-		{mirror.KindNotFound, mirror.SideTarget, v1alpha1.ReasonBackupUnreachable},
+		{mirror.KindNotFound, mirror.SideDestination, v1alpha1.ReasonBackupUnreachable},
 		{mirror.KindNotFound, mirror.SideUnknown, v1alpha1.ReasonSourceNotFound},
-		{mirror.KindUnauthorized, mirror.SideTarget, v1alpha1.ReasonAuthenticationFailed},
+		{mirror.KindUnauthorized, mirror.SideDestination, v1alpha1.ReasonAuthenticationFailed},
 		{mirror.KindUnreachable, mirror.SideSource, v1alpha1.ReasonSourceUnreachable},
-		{mirror.KindUnreachable, mirror.SideTarget, v1alpha1.ReasonBackupUnreachable},
+		{mirror.KindUnreachable, mirror.SideDestination, v1alpha1.ReasonBackupUnreachable},
 		{mirror.KindRateLimited, mirror.SideSource, v1alpha1.ReasonRateLimited},
-		{mirror.KindSchema1, mirror.SideTarget, v1alpha1.ReasonSchema1Refused},
-		{mirror.KindDigestMismatch, mirror.SideTarget, v1alpha1.ReasonDigestMismatch},
+		{mirror.KindSchema1, mirror.SideDestination, v1alpha1.ReasonSchema1Refused},
+		{mirror.KindDigestMismatch, mirror.SideDestination, v1alpha1.ReasonDigestMismatch},
 		{mirror.KindOther, mirror.SideUnknown, v1alpha1.ReasonCopyFailed},
 	} {
 		NewWithT(t).Expect(reason(tc.kind, tc.side)).To(Equal(tc.want), "%s from the %s", tc.kind, tc.side)
 	}
 	g := NewWithT(t)
 	g.Expect(reasonFor(&mirror.DigestMismatchError{})).To(Equal(v1alpha1.ReasonDigestMismatch))
-	g.Expect(reasonFor(fmt.Errorf("x: %w", &mirror.Schema1Error{Source: "a", Target: "b"}))).To(Equal(v1alpha1.ReasonSchema1Refused))
+	g.Expect(reasonFor(fmt.Errorf("x: %w", &mirror.Schema1Error{Source: "a", Destination: "b"}))).To(Equal(v1alpha1.ReasonSchema1Refused))
+}
+
+// The copy engine's advice names its own options; the hub names the key that sets them, and
+// says nothing about errors it has nothing to add to.
+func TestHubAdvice_namesTheConfigMapKeyForReferrersNotListed(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(hubAdvice(fmt.Errorf("copying: %w", mirror.ErrReferrersNotListed))).To(ContainSubstring("COPY_REFERRERS=false"))
+	g.Expect(hubAdvice(fmt.Errorf("copying: %w", &mirror.DigestMismatchError{}))).To(BeEmpty())
 }
 
 // The copy engine and the namer must agree on the digest tag, or a backup's reserved tag and

@@ -352,7 +352,7 @@ func reasonFor(err error) string {
 func reason(kind mirror.Kind, side mirror.Side) string {
 	switch kind {
 	case mirror.KindNotFound:
-		if side == mirror.SideTarget {
+		if side == mirror.SideDestination {
 			return v1alpha1.ReasonBackupUnreachable
 		}
 		return v1alpha1.ReasonSourceNotFound
@@ -361,7 +361,7 @@ func reason(kind mirror.Kind, side mirror.Side) string {
 	case mirror.KindRateLimited:
 		return v1alpha1.ReasonRateLimited
 	case mirror.KindUnreachable:
-		if side == mirror.SideTarget {
+		if side == mirror.SideDestination {
 			return v1alpha1.ReasonBackupUnreachable
 		}
 		return v1alpha1.ReasonSourceUnreachable

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 )
@@ -197,6 +198,9 @@ func hubAdvice(err error) string {
 	var unknownCA x509.UnknownAuthorityError
 	if errors.As(err, &unknownCA) {
 		return " (give the hub that CA with --registry-ca-file)"
+	}
+	if errors.Is(err, mirror.ErrReferrersNotListed) {
+		return fmt.Sprintf(" (in the hub: %s=false copies images without their signatures, which a policy that verifies them then rejects)", config.KeyCopyReferrers)
 	}
 	return ""
 }

@@ -212,7 +212,7 @@ func readyReason(ci *v1alpha1.ClonedImage) string {
 }
 
 func TestBackUp_recordsEachOutcome(t *testing.T) {
-	schema1 := &mirror.Schema1Error{Source: "x", Target: "backup.example", Reason: "MANIFEST_INVALID"}
+	schema1 := &mirror.Schema1Error{Source: "x", Destination: "backup.example", Reason: "MANIFEST_INVALID"}
 	for _, tc := range []struct {
 		name   string
 		steps  []step

@@ -1,6 +1,7 @@
 // Package settings keeps the hub's configuration current: it reconciles the ConfigMap
 // image-cloner-configuration and the credential Secrets of the hub's namespace into a parsed
-// config.Config and a mirror.Mirror, rebuilt when the credentials or the copy bound change. It
+// config.Config and a mirror.Mirror, rebuilt when the credentials, the copy bound or
+// COPY_REFERRERS change. It
 // validates the pull-only Secret too; hub/internal/pullsecret hands it to the members. Push
 // credentials never leave the hub.
 package settings
@@ -29,6 +30,9 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 )
+
+// userAgent is the product token of the hub's registry requests.
+const userAgent = "image-cloner"
 
 // ReasonInvalidConfiguration is the reason of the Warning Event on the ConfigMap when it is
 // invalid.
@@ -121,7 +125,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		r.Log.Info("Configuration warning", "warning", w)
 	}
 	sum := sha256.Sum256(creds.Push) // what identifies the Mirror, without keeping a copy of the credentials
-	id := fmt.Sprintf("%d %x", cfg.MaxConcurrentReconciles, sum)
+	id := fmt.Sprintf("%d %t %x", cfg.MaxConcurrentReconciles, cfg.CopyReferrers, sum)
 	r.mu.Lock()
 	m, oldCfg := r.mirror, r.cfg
 	rebuild := m == nil || r.mirrorID != id
@@ -166,7 +170,8 @@ func (r *Reconciler) load(ctx context.Context) (*config.Config, *config.Credenti
 }
 
 func (r *Reconciler) newMirror(cfg *config.Config, creds *config.Credentials) (*mirror.Mirror, error) {
-	opts := append([]mirror.Option{mirror.WithMaxConcurrentCopies(cfg.MaxConcurrentReconciles)}, r.MirrorOptions...)
+	opts := append([]mirror.Option{mirror.WithUserAgent(userAgent), mirror.WithMaxConcurrentCopies(cfg.MaxConcurrentReconciles),
+		mirror.WithReferrers(cfg.CopyReferrers)}, r.MirrorOptions...)
 	if creds.Push != nil {
 		kc, err := dockerconfig.Keychain(creds.Push)
 		if err != nil {
@@ -174,7 +179,7 @@ func (r *Reconciler) newMirror(cfg *config.Config, creds *config.Credentials) (*
 		}
 		// The push config may also hold credentials for source registries (e.g. Docker Hub,
 		// to lift its pull limits); nothing is pushed there.
-		opts = append(opts, mirror.WithTargetKeychain(kc), mirror.WithSourceKeychain(kc))
+		opts = append(opts, mirror.WithDestinationKeychain(kc), mirror.WithSourceKeychain(kc))
 	}
 	return mirror.New(opts...)
 }

@@ -1,5 +1,5 @@
 // Package mirrortest holds test helpers for code that talks to container registries, made for
-// pkg/mirror's tests and reusable by any package's (the hub's reliability suite, e2e):
+// pkg/mirror's tests and reusable by any package's tests that talk to registries:
 //
 //   - FaultProxy, an http.Handler to put in front of a registry (in-process or a real one through
 //     httputil.ReverseProxy) that injects 5xx answers, 429 with Retry-After, connection resets,

@@ -1,0 +1,316 @@
+package mirror_test
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	. "github.com/onsi/gomega"
+
+	"github.com/image-cloner/image-cloner/pkg/mirror"
+	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
+)
+
+// These tests copy images with what refers to them, between in-process registries with and
+// without the referrers API. The real signatures, verified against a real registry, are in
+// signatures_test.go.
+
+// newReferrersEnv is newEnv with registries that have the referrers API or not.
+func newReferrersEnv(t *testing.T, srcAPI, dstAPI bool) *env {
+	e := newEnv(t)
+	e.src = newServer(t, registry.WithReferrersSupport(srcAPI))
+	e.dst = newServer(t, registry.WithReferrersSupport(dstAPI))
+	return e
+}
+
+// artifact is a small OCI manifest of artifactType whose subject is subject (none if nil), as
+// cosign's bundles, Notation signatures or ORAS-attached SBOMs are.
+func artifact(t *testing.T, artifactType types.MediaType, subject *v1.Descriptor) v1.Image {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), artifactType)
+	if subject != nil {
+		img = mutate.Subject(img, *subject).(v1.Image)
+	}
+	return img
+}
+
+func descriptorOf(t *testing.T, x interface {
+	MediaType() (types.MediaType, error)
+	Digest() (v1.Hash, error)
+	Size() (int64, error)
+}) *v1.Descriptor {
+	t.Helper()
+	mt, err := x.MediaType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := x.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := x.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &v1.Descriptor{MediaType: mt, Digest: d, Size: n}
+}
+
+func cosignTag(h v1.Hash, suffix string) string { return h.Algorithm + "-" + h.Hex + "." + suffix }
+
+// referrersOf lists what the registry lists as referrers of d, the way verifiers read them:
+// go-containerregistry's remote.Referrers, by the API or the referrers tag schema.
+func referrersOf(t *testing.T, d name.Digest) []v1.Hash {
+	t.Helper()
+	idx, err := remote.Referrers(d)
+	if err != nil {
+		t.Fatalf("listing the referrers of %s: %v", d, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []v1.Hash
+	for _, m := range im.Manifests {
+		out = append(out, m.Digest)
+	}
+	return out
+}
+
+func TestCopy_copiesCosignTagsWithTheImage(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		referrers bool
+	}{
+		{"with referrers", true},
+		{"without referrers (control)", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e := newEnv(t)
+			src, digest := e.push("library/app:1.0", randomImage(t, 2))
+			var want = map[string]v1.Hash{}
+			for _, suffix := range []string{"sig", "att", "sbom"} {
+				tag := cosignTag(digest, suffix)
+				_, d := e.push("library/app:"+tag, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
+				want[tag] = d
+			}
+			dst := e.dst.ref(t, "backup/app:1.0")
+
+			res, err := e.mirror(mirror.WithReferrers(tc.referrers)).Copy(ctxT(t), src, dst)
+
+			g.Expect(err).NotTo(HaveOccurred())
+			for tag, d := range want {
+				got, err := remote.Head(dst.Context().Tag(tag))
+				if !tc.referrers {
+					g.Expect(err).To(HaveOccurred(), "without referrers %s is not copied", tag)
+					continue
+				}
+				g.Expect(err).NotTo(HaveOccurred(), tag)
+				g.Expect(got.Digest).To(Equal(d), "%s keeps its digest", tag)
+				expectBackupEqualsSource(g, src.Context().Tag(tag), dst.Context().Tag(tag))
+			}
+			if !tc.referrers {
+				g.Expect(res.Referrers).To(Equal(mirror.Referrers{}))
+				return
+			}
+			g.Expect(res.Referrers.Found).To(Equal(3))
+			g.Expect(res.Referrers.Copied).To(Equal(3))
+			g.Expect(res.Referrers.BytesUploaded).To(BeNumerically(">", 0))
+
+			// A new Mirror finds them there and copies nothing again.
+			e.dst.proxy.ResetCounts()
+			again, err := e.mirror().Copy(ctxT(t), src, dst)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(again.AlreadyPresent).To(BeTrue())
+			g.Expect(again.Referrers).To(Equal(mirror.Referrers{Found: 3}))
+			g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindAny)).To(Equal(0))
+		})
+	}
+}
+
+func TestCopy_copiesOCIReferrersAndListsThem(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		srcAPI, dstAPI bool
+		opts           []mirror.Option
+	}{
+		{"referrers API at both ends", true, true, nil},
+		{"tag schema in the source, API in the destination", false, true, nil},
+		// Without the API, the tag schema's tag is the digest tag's: see the next test.
+		{"API in the source, tag schema in the destination", true, false, []mirror.Option{mirror.WithDigestTags(false)}},
+		{"tag schema at both ends", false, false, []mirror.Option{mirror.WithDigestTags(false)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e := newReferrersEnv(t, tc.srcAPI, tc.dstAPI)
+			img := randomImage(t, 2)
+			src, digest := e.push("library/app:1.0", img)
+			// A signature of the image, and a signature of that signature's subject's SBOM:
+			// an SBOM referring to the image, and a signature referring to the SBOM.
+			bundle := artifact(t, "application/vnd.dev.sigstore.bundle.v0.3+json", descriptorOf(t, img))
+			sbom := artifact(t, "application/spdx+json", descriptorOf(t, img))
+			sbomSig := artifact(t, "application/vnd.cncf.notary.signature", descriptorOf(t, sbom))
+			var digests []v1.Hash
+			for _, a := range []v1.Image{bundle, sbom, sbomSig} {
+				d, err := a.Digest()
+				g.Expect(err).NotTo(HaveOccurred())
+				// remote.Write keeps the source's tag schema index when it has no API.
+				g.Expect(remote.Write(src.Context().Digest(d.String()), a)).To(Succeed())
+				digests = append(digests, d)
+			}
+			g.Expect(referrersOf(t, src.Context().Digest(digest.String()))).To(ConsistOf(digests[0], digests[1]))
+			dst := e.dst.ref(t, "backup/app:1.0")
+
+			res, err := e.mirror(tc.opts...).Copy(ctxT(t), src, dst)
+
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(referrersOf(t, dst.Context().Digest(digest.String()))).To(ConsistOf(digests[0], digests[1]))
+			g.Expect(referrersOf(t, dst.Context().Digest(digests[1].String()))).To(ConsistOf(digests[2]))
+			for _, d := range digests {
+				expectBackupEqualsSource(g, src.Context().Digest(d.String()), dst.Context().Digest(d.String()))
+			}
+			g.Expect(res.Referrers.Found).To(Equal(3))
+			g.Expect(res.Referrers.Copied).To(Equal(3))
+
+			e.dst.proxy.ResetCounts()
+			again, err := e.mirror(tc.opts...).Copy(ctxT(t), src, dst)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(again.Referrers).To(Equal(mirror.Referrers{Found: 3}))
+			g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindAny)).To(Equal(0), "nothing is written twice")
+		})
+	}
+}
+
+// Without the referrers API, a registry lists the referrers of sha256:<hex> in an index tagged
+// sha256-<hex>, the digest tag's tag, which the Mirror keeps for the image. Copy then reports
+// the OCI referrers it could not list (the control, digest tags off, is the case above), and
+// still copies cosign's tags, which do not need that tag.
+func TestCopy_reportsReferrersTheDestinationCannotList(t *testing.T) {
+	g := NewWithT(t)
+	e := newReferrersEnv(t, true, false)
+	img := randomImage(t, 2)
+	src, digest := e.push("library/app:1.0", img)
+	bundle := artifact(t, "application/vnd.dev.sigstore.bundle.v0.3+json", descriptorOf(t, img))
+	bundleDigest, err := bundle.Digest()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(remote.Write(src.Context().Digest(bundleDigest.String()), bundle)).To(Succeed())
+	sigTag := cosignTag(digest, "sig")
+	_, sigDigest := e.push("library/app:"+sigTag, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
+	dst := e.dst.ref(t, "backup/app:1.0")
+	m := e.mirror()
+
+	_, err = m.Copy(ctxT(t), src, dst)
+
+	g.Expect(err).To(HaveOccurred())
+	t.Logf("error: %v", err)
+	var re *mirror.ReferrersError
+	g.Expect(errors.As(err, &re)).To(BeTrue(), "%v", err)
+	g.Expect(re.Subject).To(Equal(digest))
+	g.Expect(re.Referrer).To(Equal(bundleDigest.String()))
+	g.Expect(err.Error()).To(ContainSubstring("has no referrers API, and tag " + mirror.DigestTag(digest) + ", where it would list the referrers, holds the digest tag of the image"))
+	g.Expect(errors.Is(err, mirror.ErrReferrersNotListed)).To(BeTrue())
+	g.Expect(mirror.Classify(err)).To(Equal(mirror.KindInvalid))
+	g.Expect(mirror.SideOf(err)).To(Equal(mirror.SideDestination))
+	g.Expect(head(t, dst).Digest).To(Equal(digest), "the image itself is there")
+	g.Expect(head(t, dst.Context().Tag(mirror.DigestTag(digest))).Digest).To(Equal(digest), "the digest tag is kept")
+	g.Expect(head(t, dst.Context().Tag(sigTag)).Digest).To(Equal(sigDigest), "cosign's tag is copied all the same")
+
+	// The copy is not complete, so the presence cache does not answer for it.
+	res, err := m.Copy(ctxT(t), src, dst)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(res.CacheHit).To(BeFalse())
+}
+
+func TestCopy_copiesReferrersOfEachImageOfAnIndex(t *testing.T) {
+	g := NewWithT(t)
+	e := newReferrersEnv(t, true, true)
+	idx, err := random.Index(512, 1, 2)
+	g.Expect(err).NotTo(HaveOccurred())
+	src, digest := e.push("library/app:1.0", idx)
+	im, err := idx.IndexManifest()
+	g.Expect(err).NotTo(HaveOccurred())
+	first, second := im.Manifests[0], im.Manifests[1]
+	sigTag := cosignTag(first.Digest, "sig") // cosign sign --recursive signs every image
+	_, sigDigest := e.push("library/app:"+sigTag, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
+	bundle := artifact(t, "application/vnd.dev.sigstore.bundle.v0.3+json", &second)
+	bundleDigest, err := bundle.Digest()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(remote.Write(src.Context().Digest(bundleDigest.String()), bundle)).To(Succeed())
+	dst := e.dst.ref(t, "backup/app:1.0")
+
+	res, err := e.mirror().Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Digest).To(Equal(digest))
+	g.Expect(head(t, dst.Context().Tag(sigTag)).Digest).To(Equal(sigDigest))
+	g.Expect(referrersOf(t, dst.Context().Digest(second.Digest.String()))).To(ConsistOf(bundleDigest))
+	g.Expect(res.Referrers).To(Equal(mirror.Referrers{Found: 2, Copied: 2, BytesUploaded: res.Referrers.BytesUploaded}))
+}
+
+// A failure to copy a referrer the source has is an error, attributed to its side, and the
+// next Copy tries again instead of trusting the presence cache.
+func TestCopy_failedReferrerIsReportedAndCopiedNextTime(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	src, digest := e.push("library/app:1.0", randomImage(t, 2)) // Docker schema 2
+	sigTag := cosignTag(digest, "sig")
+	_, sigDigest := e.push("library/app:"+sigTag, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil)) // OCI
+	e.dst.proxy.Add(mirrortest.Fault{Method: http.MethodPut, Kind: mirrortest.KindManifest,
+		ContentType: string(types.OCIManifestSchema1), Status: http.StatusServiceUnavailable})
+	dst := e.dst.ref(t, "backup/app:1.0")
+	m := e.mirror()
+
+	_, err := m.Copy(ctxT(t), src, dst)
+
+	g.Expect(err).To(HaveOccurred())
+	t.Logf("error: %v", err)
+	var re *mirror.ReferrersError
+	g.Expect(errors.As(err, &re)).To(BeTrue(), "%v", err)
+	g.Expect(re.Referrer).To(Equal(sigTag))
+	g.Expect(mirror.Classify(err)).To(Equal(mirror.KindUnreachable))
+	g.Expect(mirror.SideOf(err)).To(Equal(mirror.SideDestination))
+	g.Expect(head(t, dst).Digest).To(Equal(digest))
+
+	e.dst.proxy.Clear()
+	res, err := m.Copy(ctxT(t), src, dst)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.CacheHit).To(BeFalse(), "an image without its signature is not known present")
+	g.Expect(res.AlreadyPresent).To(BeTrue())
+	g.Expect(res.Referrers).To(Equal(mirror.Referrers{Found: 1, Copied: 1, BytesUploaded: res.Referrers.BytesUploaded}))
+	g.Expect(head(t, dst.Context().Tag(sigTag)).Digest).To(Equal(sigDigest))
+
+	// Complete now: the cache answers, and no referrer is looked for.
+	e.rec.Reset()
+	res, err = m.Copy(ctxT(t), src.Context().Digest(digest.String()), dst)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.CacheHit).To(BeTrue())
+	g.Expect(e.rec.Requests()).To(BeEmpty())
+}
+
+// A source that is itself a copy holds the image's digest tag where the referrers tag schema
+// would hold an index: that is no list of referrers.
+func TestCopy_sourceDigestTagIsNoReferrersIndex(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	img := randomImage(t, 2)
+	src, digest := e.push("library/app:1.0", img)
+	e.push("library/app:"+mirror.DigestTag(digest), img)
+	dst := e.dst.ref(t, "backup/app:1.0")
+
+	res, err := e.mirror().Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Referrers).To(Equal(mirror.Referrers{}))
+	g.Expect(e.rec.Count(e.src.host, http.MethodGet, mirrortest.KindManifest)).To(Equal(1), "the image's manifest only")
+}
