@@ -37,8 +37,10 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code and the CRD into deploy/cr
 	@$(MAKE) --no-print-directory chart
 
 .PHONY: chart
-chart: ## Copy deploy/'s webhooks and CRD into the Helm chart (charts/image-cloner/files), which reads them from there
+chart: ## Copy deploy/'s webhooks, CRD and alert rules into the Helm chart (charts/image-cloner/files), which reads them from there
 	cp deploy/webhooks/webhooks.yaml deploy/crds/image-cloner.io_clonedimages.yaml charts/image-cloner/files/
+	cp deploy/monitoring/hub/prometheusrule.yaml charts/image-cloner/files/prometheusrule-hub.yaml
+	cp deploy/monitoring/agent/prometheusrule.yaml charts/image-cloner/files/prometheusrule-agent.yaml
 
 .PHONY: verify-generate
 verify-generate: generate ## Fail if generated files are not committed
