@@ -77,10 +77,20 @@ test-go: ## The Go tests of make test, without lint and e2e-kind
 	@rm -f artifacts/figures.txt; \
 	  assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
 	  [ -x "$$assets/kube-apiserver" ] || { echo "test: hack/test-deps.sh gave no assets: run it to see why"; exit 1; }; \
-	  echo "test: control planes and registry from $$assets"; \
-	  rc=0; IMAGE_CLONER_ASSETS=$$assets $(GO) test -tags e2e $(GOTEST_FLAGS) -count=1 -timeout 30m ./... || rc=$$?; \
+	  promtool=$$(hack/promtool.sh 2>/dev/null | tail -1); \
+	  [ -x "$$promtool" ] || { echo "test: hack/promtool.sh gave no promtool: run it to see why"; exit 1; }; \
+	  echo "test: control planes and registry from $$assets, promtool $$promtool"; \
+	  rc=0; IMAGE_CLONER_ASSETS=$$assets IMAGE_CLONER_PROMTOOL=$$promtool $(GO) test -tags e2e $(GOTEST_FLAGS) -count=1 -timeout 30m ./... || rc=$$?; \
 	  if [ -s artifacts/figures.txt ]; then echo; echo "Measured figures (printed, never asserted):"; sed 's/^/  /' artifacts/figures.txt; fi; \
 	  exit $$rc
+
+.PHONY: test-rules
+test-rules: test-deps ## Check deploy/monitoring's alerts: promtool check/test rules (hack/promtool.sh builds it once), the chart's copies, and every metric they use against the hub's and agent's real registries
+	@assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); promtool=$$(hack/promtool.sh | tail -1); \
+	  $(GO) test -count=1 ./internal/promrules/ && \
+	  IMAGE_CLONER_PROMTOOL=$$promtool $(GO) test -count=1 ./deploy/ -run 'Monitoring|PodMonitor' && \
+	  IMAGE_CLONER_ASSETS=$$assets $(GO) test -count=1 ./hub/internal/app/ ./agent/internal/app/ -run 'TestMetrics_rulesUseExportedMetrics' && \
+	  $(GO) test -count=1 ./charts/... -run 'TestChart_monitoringMatchesDeploy|TestChart_filesAreDeploysCopies'
 
 .PHONY: e2e
 e2e: test-deps ## End-to-end specs (e2e/) and the demo, on local control planes with real hub and agent processes (build tag e2e; a few minutes)
