@@ -74,14 +74,14 @@ test: test-deps browser-deps lint ## Run every test: lint, unit, integration (re
 
 .PHONY: test-go
 test-go: ## The Go tests of make test, without lint and e2e-kind
-	@rm -f artifacts/figures.txt; \
+	@figures=$$(mktemp -t image-cloner-figures.XXXXXX); trap 'rm -f "$$figures"' EXIT; \
 	  assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
 	  [ -x "$$assets/kube-apiserver" ] || { echo "test: hack/test-deps.sh gave no assets: run it to see why"; exit 1; }; \
 	  promtool=$$(hack/promtool.sh 2>/dev/null | tail -1); \
 	  [ -x "$$promtool" ] || { echo "test: hack/promtool.sh gave no promtool: run it to see why"; exit 1; }; \
 	  echo "test: control planes and registry from $$assets, promtool $$promtool"; \
-	  rc=0; IMAGE_CLONER_ASSETS=$$assets IMAGE_CLONER_PROMTOOL=$$promtool $(GO) test -tags e2e $(GOTEST_FLAGS) -count=1 -timeout 30m ./... || rc=$$?; \
-	  if [ -s artifacts/figures.txt ]; then echo; echo "Measured figures (printed, never asserted):"; sed 's/^/  /' artifacts/figures.txt; fi; \
+	  rc=0; IMAGE_CLONER_FIGURES=$$figures IMAGE_CLONER_ASSETS=$$assets IMAGE_CLONER_PROMTOOL=$$promtool $(GO) test -tags e2e $(GOTEST_FLAGS) -count=1 -timeout 30m ./... || rc=$$?; \
+	  if [ -s "$$figures" ]; then echo; echo "Measured figures (printed, never asserted):"; sed 's/^/  /' "$$figures"; fi; \
 	  exit $$rc
 
 .PHONY: test-rules

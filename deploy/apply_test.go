@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/image-cloner/image-cloner/pkg/register"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/enroll"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 const hubServiceAccount = "system:serviceaccount:image-cloner-system:image-cloner-hub"
@@ -77,7 +77,7 @@ func TestOverlays(t *testing.T) {
 			apply(ctx, t, c, objs)
 			if o == "hub" || o == "single-cluster" {
 				// The SubjectAccessReviews below must not run ahead of the RBAC cache.
-				waitForBindings(ctx, t, c, serviceAccount("image-cloner-system", register.ServiceAccountName))
+				waitForBindings(ctx, t, c, serviceAccount("image-cloner-system", enroll.ServiceAccountName))
 			}
 			for _, w := range warn.take() {
 				t.Errorf("the API server warned: %s", w)
@@ -197,10 +197,10 @@ func expectAccess(ctx context.Context, t *testing.T, c client.Client, want map[a
 }
 
 // expectRegisterRules checks that --local-cluster grants the hub exactly what `hub register`
-// grants it in a member (pkg/register), so both setups behave alike.
+// grants it in a member (internal/enroll), so both setups behave alike.
 func expectRegisterRules(t *testing.T, objs []*unstructured.Unstructured) {
 	t.Helper()
-	for _, want := range register.Objects("image-cloner-system") {
+	for _, want := range enroll.Objects("image-cloner-system") {
 		var got, exp []rbacv1.PolicyRule
 		switch w := want.(type) {
 		case *rbacv1.ClusterRole:
@@ -224,7 +224,7 @@ func expectRegisterRules(t *testing.T, objs []*unstructured.Unstructured) {
 		}
 		got = as[rbacv1.ClusterRole](t, u).Rules
 		if !equality.Semantic.DeepEqual(got, exp) {
-			t.Errorf("%s %s: rules\n%v\ndiffer from pkg/register's\n%v", u.GetKind(), u.GetName(), got, exp)
+			t.Errorf("%s %s: rules\n%v\ndiffer from internal/enroll's\n%v", u.GetKind(), u.GetName(), got, exp)
 		}
 	}
 }

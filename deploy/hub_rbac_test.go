@@ -21,9 +21,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/image-cloner/image-cloner/internal/enroll"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/register"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // syncBuffer is a bytes.Buffer two goroutines may use.
@@ -69,12 +69,12 @@ func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	const ns = "image-cloner-system"
 	// The hub must not start before the API server's RBAC cache has its bindings, or it logs
 	// forbidden requests this test refuses.
-	waitForBindings(ctx, t, c, serviceAccount(ns, register.ServiceAccountName))
+	waitForBindings(ctx, t, c, serviceAccount(ns, enroll.ServiceAccountName))
 
 	dir := t.TempDir()
-	kubeconfig, err := register.MintKubeconfig(ctx, cluster.Config, ns, "", time.Hour)
+	kubeconfig, err := enroll.MintKubeconfig(ctx, cluster.Config, ns, "", time.Hour)
 	if err != nil {
-		t.Fatalf("minting a token for ServiceAccount %s/%s: %v", ns, register.ServiceAccountName, err)
+		t.Fatalf("minting a token for ServiceAccount %s/%s: %v", ns, enroll.ServiceAccountName, err)
 	}
 	kubeconfigPath := filepath.Join(dir, "hub.kubeconfig")
 	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
@@ -88,8 +88,8 @@ func TestHub_runsWithTheOverlaysRBAC(t *testing.T) {
 	}
 
 	d := as[appsv1.Deployment](t, find(objs, "Deployment", "image-cloner-hub"))
-	if d.Spec.Template.Spec.ServiceAccountName != register.ServiceAccountName {
-		t.Fatalf("the hub runs as %q; this test mints a token for %q", d.Spec.Template.Spec.ServiceAccountName, register.ServiceAccountName)
+	if d.Spec.Template.Spec.ServiceAccountName != enroll.ServiceAccountName {
+		t.Fatalf("the hub runs as %q; this test mints a token for %q", d.Spec.Template.Spec.ServiceAccountName, enroll.ServiceAccountName)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

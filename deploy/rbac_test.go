@@ -18,9 +18,9 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/image-cloner/image-cloner/internal/enroll"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/register"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 const systemNS = "image-cloner-system"
@@ -44,7 +44,7 @@ var (
 	agentSA = serviceAccount(systemNS, "image-cloner-agent")
 	// memberSA is who the hub is in a member (`hub register`), and in the hub cluster (the hub
 	// overlay): the same name, in different clusters.
-	memberSA = serviceAccount(systemNS, register.ServiceAccountName)
+	memberSA = serviceAccount(systemNS, enroll.ServiceAccountName)
 )
 
 // access is one request and whether it must be allowed.
@@ -105,7 +105,7 @@ func TestRBAC_leastPrivilege(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	apply(ctx, t, member.Client, render(t, filepath.Join("overlays", "agent")))
-	if err := register.Apply(ctx, member.Client, systemNS); err != nil {
+	if err := enroll.Apply(ctx, member.Client, systemNS); err != nil {
 		t.Fatal(err)
 	}
 	apply(ctx, t, hub.Client, render(t, filepath.Join("overlays", "hub")))

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/image-cloner/image-cloner/e2e/env"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // TestDemo_exitWhenReady runs the demo program as `make demo` would, with -exit-when-ready:

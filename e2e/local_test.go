@@ -14,7 +14,7 @@ import (
 
 	"github.com/image-cloner/image-cloner/e2e"
 	"github.com/image-cloner/image-cloner/e2e/env"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 func TestMain(m *testing.M) {

@@ -15,9 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
-	"github.com/image-cloner/image-cloner/pkg/registration"
 )
 
 // dashboardPaths are the dashboard's pages and JSON API, all read by CredentialLeakSpec.

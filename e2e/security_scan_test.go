@@ -9,7 +9,7 @@ import (
 	"github.com/onsi/gomega"
 	"k8s.io/client-go/rest"
 
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // TestScanner_findsPlantedLeaks proves the leak scanner can fail: a push password planted in

@@ -21,10 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/hub/internal/app"
+	"github.com/image-cloner/image-cloner/internal/enroll"
+	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
-	"github.com/image-cloner/image-cloner/pkg/register"
-	"github.com/image-cloner/image-cloner/pkg/registration"
 )
 
 func main() {
@@ -81,7 +81,7 @@ func runRegister(args []string) error {
 	hubKubeconfig := fs.String("hub-kubeconfig", "", "kubeconfig of the hub cluster; default $KUBECONFIG or in-cluster")
 	ns := fs.String("namespace", v1alpha1.DefaultNamespace, "the hub's namespace, and the agent's in the member")
 	server := fs.String("server", "", "API server address the hub uses to reach the member; default the one in --kubeconfig")
-	expiration := fs.Duration("token-expiration", register.DefaultTokenExpiration, "lifetime of the minted token (the member's API server may cap it)")
+	expiration := fs.Duration("token-expiration", enroll.DefaultTokenExpiration, "lifetime of the minted token (the member's API server may cap it)")
 	capi := fs.Bool("cluster-api", false, "write the Secret in Cluster API's <name>-kubeconfig convention")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,14 +110,14 @@ func runRegister(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := register.Register(ctx, register.Options{
+	s, err := enroll.Register(ctx, enroll.Options{
 		Member: member, Name: *name, Namespace: *ns, Server: *server, TokenExpiration: *expiration,
 		Hub: hub, HubNamespace: *ns, Convention: conv,
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Registered cluster %q: Secret %s/%s in the hub cluster (ServiceAccount %s/%s in the member)\n", *name, s.Namespace, s.Name, *ns, register.ServiceAccountName)
+	fmt.Printf("Registered cluster %q: Secret %s/%s in the hub cluster (ServiceAccount %s/%s in the member)\n", *name, s.Namespace, s.Name, *ns, enroll.ServiceAccountName)
 	return nil
 }
 

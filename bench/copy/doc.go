@@ -5,7 +5,7 @@
 // The fleet looks like real images: twenty application images over a few shared base layers of
 // incompressible data, some of them multi-arch indexes, generated from a fixed seed so that
 // runs are comparable, and pushed once to an "upstream" CNCF distribution registry (the one
-// pkg/testenv runs for the integration tests). For each tool and run a fresh backup registry is
+// internal/testenv runs for the integration tests). For each tool and run a fresh backup registry is
 // started and every image is copied into its own repository, named by pkg/imageref's flat
 // scheme, five images at a time: five goroutines calling (*mirror.Mirror).Copy for
 // image-cloner, five processes at a time for the others. The same copy is then run again

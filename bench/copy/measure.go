@@ -11,7 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // uploads is what a backup registry's access log says was uploaded and mounted.

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// scope is the testing.TB that pkg/testenv wants, for a program: it runs cleanups when closed
+// scope is the testing.TB that internal/testenv wants, for a program: it runs cleanups when closed
 // (so a backup registry and its storage go away after each tool's run) and turns Fatalf into a
 // panic that main reports. Only the methods testenv calls are implemented; the embedded nil
 // interface supplies the unexported method of testing.TB.

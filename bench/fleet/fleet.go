@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/image-cloner/image-cloner/e2e/env"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // Config sizes the fleet.

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // warnings collects what the API server warns about (Pod Security, deprecated APIs).

@@ -322,7 +322,9 @@ func TestChart_monitoringMatchesDeploy(t *testing.T) {
 	t.Run("a rule changed in deploy/ alone is drift", func(t *testing.T) {
 		got, _ := renderChart(t, defaultNamespace, helmValues(t, []string{"examples/hub.yaml"}, "prometheusRule.enabled=true"))
 		want := append(renderOverlay(t, "hub"), renderKustomization(t, filepath.Join(deployDir, "monitoring", "hub"))...)
-		want = slices.DeleteFunc(want, func(u *unstructured.Unstructured) bool { return u.GetKind() == "Namespace" || u.GetKind() == "PodMonitor" })
+		want = slices.DeleteFunc(want, func(u *unstructured.Unstructured) bool {
+			return u.GetKind() == "Namespace" || u.GetKind() == "PodMonitor"
+		})
 		rule := find(t, want, "PrometheusRule", "image-cloner-hub")
 		groups, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
 		rules := groups[0].(map[string]any)["rules"].([]any)

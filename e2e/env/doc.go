@@ -1,6 +1,6 @@
 // Package env starts a whole image-cloner fleet on this machine, for the demo (hack/demo) and
 // the end-to-end tests (e2e): a hub cluster and member clusters (real kube-apiservers and etcd
-// from pkg/testenv, the CRD installed in members, the agent's webhooks pointed at 127.0.0.1), an
+// from internal/testenv, the CRD installed in members, the agent's webhooks pointed at 127.0.0.1), an
 // anonymous "upstream" registry seeded with sample images (one multi-arch), a backup registry
 // with htpasswd auth, the hub's namespace, configuration and credentials, the registrations
 // (one by `hub register`, least privilege; one by a Cluster API Secret), and bin/hub and

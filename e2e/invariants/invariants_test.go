@@ -20,9 +20,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/e2e/invariants"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // stopAPIServer takes c's kube-apiserver away the way a crash does, and fast: envtest's Stop

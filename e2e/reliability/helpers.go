@@ -19,10 +19,10 @@ import (
 
 	"github.com/image-cloner/image-cloner/e2e/env"
 	"github.com/image-cloner/image-cloner/e2e/invariants"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // Input is what every scenario takes: a running fleet whose registries are behind proxies.

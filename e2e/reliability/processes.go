@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/image-cloner/image-cloner/e2e/env"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // slowUploads delays every blob upload to the backup registry by 5 s, so that a copy started

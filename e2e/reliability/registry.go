@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // registryFault is one kind of registry misbehaviour, on the upstream, the backup or both.

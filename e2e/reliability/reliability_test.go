@@ -18,8 +18,8 @@ import (
 
 	"github.com/image-cloner/image-cloner/e2e/env"
 	"github.com/image-cloner/image-cloner/e2e/reliability"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 func TestMain(m *testing.M) {

@@ -16,10 +16,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/dockerconfig"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // These tests copy into real CNCF distribution registries (v3, the version hack/test-deps.sh

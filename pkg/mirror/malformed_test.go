@@ -16,9 +16,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // servedManifest is a manifest a source registry answers with, whatever it holds.

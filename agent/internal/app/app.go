@@ -28,12 +28,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/agent/internal/admission"
+	"github.com/image-cloner/image-cloner/agent/internal/certs"
 	"github.com/image-cloner/image-cloner/agent/internal/patcher"
 	"github.com/image-cloner/image-cloner/agent/internal/pullsecrets"
-	"github.com/image-cloner/image-cloner/pkg/admission"
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
-	"github.com/image-cloner/image-cloner/pkg/certs"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
@@ -184,12 +184,12 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	if err := backups.SetupIndexes(ctx, mgr.GetFieldIndexer(), patched...); err != nil {
 		return nil, err
 	}
-	settings := backups.FromConfigMap(mgr.GetClient(), o.Namespace)
+	policy := backups.FromConfigMap(mgr.GetClient(), o.Namespace)
 	lookup := &backups.Lookup{Reader: mgr.GetClient()}
-	if _, err := patcher.SetupAll(mgr, lookup, settings, mgr.GetEventRecorder("image-cloner-agent")); err != nil {
+	if _, err := patcher.SetupAll(mgr, lookup, policy, mgr.GetEventRecorder("image-cloner-agent")); err != nil {
 		return nil, err
 	}
-	ps := &pullsecrets.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Settings: settings}
+	ps := &pullsecrets.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Policy: policy}
 	if err := ps.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
@@ -202,8 +202,8 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	decoder := webhookadmission.NewDecoder(scheme)
 	admission.Register(mgr.GetWebhookServer(),
-		&admission.Validator{Client: mgr.GetClient(), Reader: mgr.GetClient(), Lookup: lookup, Settings: settings, Decoder: decoder},
-		&admission.Mutator{Reader: mgr.GetClient(), Lookup: lookup, Settings: settings, Decoder: decoder,
+		&admission.Validator{Client: mgr.GetClient(), Reader: mgr.GetClient(), Lookup: lookup, Policy: policy, Decoder: decoder},
+		&admission.Mutator{Reader: mgr.GetClient(), Lookup: lookup, Policy: policy, Decoder: decoder,
 			Backups: probe, Recorder: mgr.GetEventRecorder("image-cloner-agent")})
 
 	if a.Certs != nil {

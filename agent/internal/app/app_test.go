@@ -37,14 +37,14 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/agent/internal/admission"
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
 	"github.com/image-cloner/image-cloner/agent/internal/app"
-	"github.com/image-cloner/image-cloner/pkg/admission"
+	"github.com/image-cloner/image-cloner/agent/internal/certs"
+	"github.com/image-cloner/image-cloner/internal/backups"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
-	"github.com/image-cloner/image-cloner/pkg/certs"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
@@ -278,7 +278,7 @@ func TestAgent(t *testing.T) {
 
 		// The handler checks it too, should a configuration lack the namespaceSelector.
 		v := &admission.Validator{Client: mc, Reader: mc, Lookup: &backups.Lookup{Reader: mc},
-			Settings: backups.FromConfigMap(mc, agentNS), Decoder: webhookadmission.NewDecoder(testenv.Scheme())}
+			Policy: backups.FromConfigMap(mc, agentNS), Decoder: webhookadmission.NewDecoder(testenv.Scheme())}
 		for _, ns := range []string{optedOut, "kube-system", agentNS} {
 			resp := v.Handle(ctx, request(g, admissionv1.Create, agenttest.Deployment(ns, "x", img, img)))
 			g.Expect(resp.Allowed).To(BeTrue(), "namespace %s", ns)

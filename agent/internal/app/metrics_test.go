@@ -19,7 +19,7 @@ import (
 
 	"github.com/image-cloner/image-cloner/agent/internal/app"
 	"github.com/image-cloner/image-cloner/internal/promrules"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // TestCertificateExpiry_certManagerDir: with --cert-manager the expiry is that of the leaf in

@@ -24,8 +24,8 @@ import (
 
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
 	"github.com/image-cloner/image-cloner/agent/internal/app"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // TestWebhookTLS runs the agent with its built-in certificates against a real API server and

@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
@@ -37,8 +37,8 @@ type Reconciler struct {
 	Kind client.Object
 	// Lookup decides which backup each image gets.
 	Lookup *backups.Lookup
-	// Settings returns the current configuration.
-	Settings backups.SettingsFunc
+	// Policy returns the configuration in force.
+	Policy backups.PolicyFunc
 	// Recorder records the ImagesPatched events; optional.
 	Recorder events.EventRecorder
 }
@@ -46,8 +46,8 @@ type Reconciler struct {
 // SetupWithManager registers the reconciler. The manager's cache must have the
 // backups.SourceIndex on Kind (backups.SetupIndexes).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Client == nil || r.Kind == nil || r.Lookup == nil || r.Settings == nil {
-		return errors.New("patcher: Client, Kind, Lookup and Settings must be set")
+	if r.Client == nil || r.Kind == nil || r.Lookup == nil || r.Policy == nil {
+		return errors.New("patcher: Client, Kind, Lookup and Policy must be set")
 	}
 	gvk, err := r.Client.GroupVersionKindFor(r.Kind)
 	if err != nil {
@@ -77,7 +77,7 @@ func (r *Reconciler) allWorkloads(ctx context.Context, o client.Object) []reconc
 	if o.GetName() != apiv1.ConfigMapName {
 		return nil
 	}
-	if s, err := r.Settings(ctx); err == nil && o.GetNamespace() != s.Namespace {
+	if s, err := r.Policy(ctx); err == nil && o.GetNamespace() != s.Namespace {
 		return nil
 	}
 	return r.requests(ctx)
@@ -110,7 +110,7 @@ func (r *Reconciler) newList() (client.ObjectList, error) {
 // the resourceVersion read (optimistic concurrency), re-reading and retrying on conflict.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
-	s, err := r.Settings(ctx)
+	s, err := r.Policy(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -163,7 +163,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // patch rewrites obj in memory and reports what changed.
-func (r *Reconciler) patch(ctx context.Context, s *backups.Settings, obj client.Object) ([]workload.Ref, error) {
+func (r *Reconciler) patch(ctx context.Context, s *backups.Policy, obj client.Object) ([]workload.Ref, error) {
 	targets := map[string]string{}
 	for _, img := range workload.Images(obj) {
 		d, err := r.Lookup.Decide(ctx, s, img)
@@ -196,7 +196,7 @@ func (r *Reconciler) patch(ctx context.Context, s *backups.Settings, obj client.
 // addPullSecret references the namespace's pull secret when the agent has pull credentials to
 // copy there (the pullsecrets reconciler keeps the copy).
 func (r *Reconciler) addPullSecret(ctx context.Context, obj client.Object) error {
-	s, err := r.Settings(ctx)
+	s, err := r.Policy(ctx)
 	if err != nil {
 		return err
 	}

@@ -22,29 +22,29 @@ import (
 
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
 	"github.com/image-cloner/image-cloner/agent/internal/patcher"
+	"github.com/image-cloner/image-cloner/internal/backups"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/config"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
 const backupRegistry = "backup.example.com/acme"
 
-// settings is what the test's patcher reads; subtests change it under mu.
-type settings struct {
+// policy is what the test's patcher reads; subtests change it under mu.
+type policy struct {
 	mu sync.Mutex
-	s  backups.Settings
+	s  backups.Policy
 }
 
-func (s *settings) get(context.Context) (*backups.Settings, error) {
+func (s *policy) get(context.Context) (*backups.Policy, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.s
 	return &c, nil
 }
 
-func (s *settings) set(f func(*backups.Settings)) {
+func (s *policy) set(f func(*backups.Policy)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(&s.s)
@@ -60,7 +60,7 @@ func TestPatcher(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	cfg := &settings{s: backups.Settings{Namespace: apiv1.DefaultNamespace}}
+	cfg := &policy{s: backups.Policy{Namespace: apiv1.DefaultNamespace}}
 	mgr, err := ctrl.NewManager(cluster.Config, ctrl.Options{
 		Scheme:  testenv.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -186,8 +186,8 @@ func TestPatcher(t *testing.T) {
 
 	t.Run("pinsTheDigestWhenConfigured", func(t *testing.T) {
 		g := NewWithT(t)
-		cfg.set(func(s *backups.Settings) { s.PinDigest = true })
-		defer cfg.set(func(s *backups.Settings) { s.PinDigest = false })
+		cfg.set(func(s *backups.Policy) { s.PinDigest = true })
+		defer cfg.set(func(s *backups.Policy) { s.PinDigest = false })
 		ns, err := agenttest.Namespace(ctx, c, nil)
 		g.Expect(err).NotTo(HaveOccurred())
 		_, err = agenttest.ClonedImage(ctx, c, "quay.io/prometheus/node-exporter:v1.8.0", apiv1.PhaseReady,
@@ -202,8 +202,8 @@ func TestPatcher(t *testing.T) {
 		g := NewWithT(t)
 		ns, err := agenttest.Namespace(ctx, c, nil)
 		g.Expect(err).NotTo(HaveOccurred())
-		cfg.set(func(s *backups.Settings) { s.IgnoredNamespaces = []string{ns} })
-		defer cfg.set(func(s *backups.Settings) { s.IgnoredNamespaces = nil })
+		cfg.set(func(s *backups.Policy) { s.IgnoredNamespaces = []string{ns} })
+		defer cfg.set(func(s *backups.Policy) { s.IgnoredNamespaces = nil })
 		_, err = agenttest.ClonedImage(ctx, c, "alpine:3.20", apiv1.PhaseReady, backupRegistry+"/docker.io_library_alpine:3.20")
 		g.Expect(err).NotTo(HaveOccurred())
 		d := agenttest.Deployment(ns, "ignored", "alpine:3.20", "alpine:3.20")
@@ -218,8 +218,8 @@ func TestPatcher(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		conf, err := config.Parse(map[string]string{config.KeyBackupRegistry: backupRegistry, config.KeyImagesToIgnore: "docker.io/library/memcached:*"}, apiv1.DefaultNamespace)
 		g.Expect(err).NotTo(HaveOccurred())
-		cfg.set(func(s *backups.Settings) { s.ImagePatterns = conf.ImagePatterns() })
-		defer cfg.set(func(s *backups.Settings) { s.ImagePatterns = nil })
+		cfg.set(func(s *backups.Policy) { s.ImagePatterns = conf.ImagePatterns() })
+		defer cfg.set(func(s *backups.Policy) { s.ImagePatterns = nil })
 		for _, img := range []string{"redis:7", "memcached:1.6"} {
 			_, err = agenttest.ClonedImage(ctx, c, img, apiv1.PhaseReady, backupRegistry+"/docker.io_library_"+strings.Split(img, ":")[0]+":"+strings.Split(img, ":")[1])
 			g.Expect(err).NotTo(HaveOccurred())
@@ -239,8 +239,8 @@ func TestPatcher(t *testing.T) {
 
 	t.Run("leavesWorkloadsAloneInPodMode", func(t *testing.T) {
 		g := NewWithT(t)
-		cfg.set(func(s *backups.Settings) { s.RewriteMode = backups.RewritePod })
-		defer cfg.set(func(s *backups.Settings) { s.RewriteMode = backups.RewriteWorkload })
+		cfg.set(func(s *backups.Policy) { s.RewriteMode = backups.RewritePod })
+		defer cfg.set(func(s *backups.Policy) { s.RewriteMode = backups.RewriteWorkload })
 		ns, err := agenttest.Namespace(ctx, c, nil)
 		g.Expect(err).NotTo(HaveOccurred())
 		_, err = agenttest.ClonedImage(ctx, c, "memcached:1.6", apiv1.PhaseReady, backupRegistry+"/docker.io_library_memcached:1.6")
@@ -255,8 +255,8 @@ func TestPatcher(t *testing.T) {
 		g := NewWithT(t)
 		ns, err := agenttest.Namespace(ctx, c, nil)
 		g.Expect(err).NotTo(HaveOccurred())
-		cfg.set(func(s *backups.Settings) { s.IgnoredNamespaces = []string{ns} }) // keep the controller out
-		defer cfg.set(func(s *backups.Settings) { s.IgnoredNamespaces = nil })
+		cfg.set(func(s *backups.Policy) { s.IgnoredNamespaces = []string{ns} }) // keep the controller out
+		defer cfg.set(func(s *backups.Policy) { s.IgnoredNamespaces = nil })
 		_, err = agenttest.ClonedImage(ctx, c, "haproxy:3.0", apiv1.PhaseReady, backupRegistry+"/docker.io_library_haproxy:3.0")
 		g.Expect(err).NotTo(HaveOccurred())
 		d := agenttest.Deployment(ns, "lb", "haproxy:3.0", "haproxy:3.0")
@@ -289,7 +289,7 @@ func TestPatcher(t *testing.T) {
 		s, _ := cfg.get(ctx)
 		s.IgnoredNamespaces = nil
 		r := &patcher.Reconciler{Client: racing, APIReader: mgr.GetAPIReader(), Kind: &appsv1.Deployment{},
-			Lookup: lookup, Settings: backups.Static(s)}
+			Lookup: lookup, Policy: backups.Static(s)}
 		_, err = r.Reconcile(ctx, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(d)})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(conflicts).To(Equal(1), "the stale update was refused")

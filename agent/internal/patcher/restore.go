@@ -10,7 +10,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/image-cloner/image-cloner/pkg/backups"
+	"github.com/image-cloner/image-cloner/internal/backups"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 

@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 )
 
 // CacheByObject returns the cache settings for Secrets and ConfigMaps an agent in namespace
@@ -52,15 +52,15 @@ type Reconciler struct {
 	Client client.Client
 	// Namespace is the agent's namespace, where the source Secret lives.
 	Namespace string
-	// Settings says which namespaces are ignored.
-	Settings backups.SettingsFunc
+	// Policy says which namespaces are ignored.
+	Policy backups.PolicyFunc
 }
 
 // SetupWithManager registers the reconciler: for Namespaces, with the source Secret (and the
 // configuration) mapped onto every namespace, and each copy onto its own.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Client == nil || r.Namespace == "" || r.Settings == nil {
-		return errors.New("pullsecrets: Client, Namespace and Settings must be set")
+	if r.Client == nil || r.Namespace == "" || r.Policy == nil {
+		return errors.New("pullsecrets: Client, Namespace and Policy must be set")
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("pullsecrets").
@@ -104,7 +104,7 @@ func (r *Reconciler) allNamespaces(ctx context.Context) []reconcile.Request {
 // and the namespace is not ignored.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	ns := req.Name
-	s, err := r.Settings(ctx)
+	s, err := r.Policy(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -133,7 +133,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // desired returns the copy ns should hold, nil for none.
-func (r *Reconciler) desired(ctx context.Context, s *backups.Settings, ns string) (*corev1.Secret, error) {
+func (r *Reconciler) desired(ctx context.Context, s *backups.Policy, ns string) (*corev1.Secret, error) {
 	if ns == r.Namespace || s.Ignored(ns) {
 		return nil, nil
 	}

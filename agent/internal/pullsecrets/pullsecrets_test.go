@@ -18,9 +18,9 @@ import (
 
 	"github.com/image-cloner/image-cloner/agent/internal/agenttest"
 	"github.com/image-cloner/image-cloner/agent/internal/pullsecrets"
+	"github.com/image-cloner/image-cloner/internal/backups"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 const agentNS = apiv1.DefaultNamespace
@@ -68,7 +68,7 @@ func TestPullSecrets(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	s := backups.Defaults(agentNS)
 	s.IgnoredNamespaces = append(s.IgnoredNamespaces, ignored)
-	r := &pullsecrets.Reconciler{Client: mgr.GetClient(), Namespace: agentNS, Settings: backups.Static(s)}
+	r := &pullsecrets.Reconciler{Client: mgr.GetClient(), Namespace: agentNS, Policy: backups.Static(s)}
 	g.Expect(r.SetupWithManager(mgr)).To(Succeed())
 	go func() { _ = mgr.Start(ctx) }()
 	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())

@@ -79,7 +79,7 @@ type Options struct {
 // Hub is a wired, not yet started, hub.
 type Hub struct {
 	Manager  manager.Manager
-	Clusters *clusters.Registry
+	Fleet    *clusters.Fleet
 	Settings *settings.Reconciler
 	Images   *images.Reconciler
 	Metrics  *metrics.Metrics
@@ -152,35 +152,35 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 		return nil, err
 	}
 	recorder := mgr.GetEventRecorder("image-cloner-hub")
-	reg := clusters.New(scheme, recorder, log.WithName("clusters"), o.Clusters)
-	if err := m.Fleet(reg.Snapshot, reg.Members); err != nil {
+	fleet := clusters.New(scheme, recorder, log.WithName("clusters"), o.Clusters)
+	if err := m.Fleet(fleet.Snapshot, fleet.Members); err != nil {
 		return nil, err
 	}
-	if err := m.CacheSizes(reg.CacheSizes); err != nil {
+	if err := m.CacheSizes(fleet.CacheSizes); err != nil {
 		return nil, err
 	}
 	if o.LocalCluster {
-		reg.AddLocal(mgr.GetConfig(), o.Namespace)
+		fleet.AddLocal(mgr.GetConfig(), o.Namespace)
 	}
-	h := &Hub{Manager: mgr, Clusters: reg, Metrics: m}
+	h := &Hub{Manager: mgr, Fleet: fleet, Metrics: m}
 	rateLimits := dashboard.NewRateLimits()
-	h.Collector = &dashboard.Collector{Fleet: reg, Metrics: m, RateLimits: rateLimits, Series: dashboard.NewSeries(0)}
+	h.Collector = &dashboard.Collector{Fleet: fleet, Metrics: m, RateLimits: rateLimits, Series: dashboard.NewSeries(0)}
 
-	h.Images = &images.Reconciler{Clusters: reg, Log: log.WithName("images"), Metrics: m.Images()}
+	h.Images = &images.Reconciler{Fleet: fleet, Log: log.WithName("images"), Metrics: m.Images()}
 	h.Settings = &settings.Reconciler{
 		Client: mgr.GetClient(), Namespace: o.Namespace, PushSecret: o.PushSecret,
 		Recorder: recorder, Log: log.WithName("settings"),
 		MirrorOptions: append([]mirror.Option{mirror.WithObserver(metrics.Chain(metrics.Chain(m.Observer(), rateLimits.Observer()), o.Observer)), mirror.WithLogger(log.WithName("mirror"))}, o.MirrorOptions...),
 		OnChange:      func(ctx context.Context) { go h.Images.Resync(ctx) },
 	}
-	h.Images.Settings = func() (*config.Config, images.Copier) {
+	h.Images.InForce = func() (*config.Config, images.Copier) {
 		cfg, mi := h.Settings.Current()
 		if cfg == nil || mi == nil {
 			return nil, nil
 		}
 		return cfg, mi
 	}
-	if err := (&clusters.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Registry: reg}).SetupWithManager(mgr); err != nil {
+	if err := (&clusters.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Fleet: fleet}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := h.Settings.SetupWithManager(mgr); err != nil {
@@ -200,7 +200,7 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	if err := mgr.Add(&probe); err != nil {
 		return nil, err
 	}
-	if err := (&pullsecret.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Clusters: reg, BackoffInitial: o.PullSecretBackoff}).SetupWithManager(mgr); err != nil {
+	if err := (&pullsecret.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Fleet: fleet, BackoffInitial: o.PullSecretBackoff}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if dashboardOn {

@@ -14,9 +14,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // TestClusters_deleteDisconnectsAndRotateReconnects deletes one member's registration Secret and
@@ -36,8 +36,8 @@ func TestClusters_deleteDisconnectsAndRotateReconnects(t *testing.T) {
 
 	g.Expect(f.hub.Client.Delete(ctx, s1)).To(Succeed())
 	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
-		return f.status(m1.Name).State == "" && f.h.Clusters.Member(m1.Name) == nil, nil
-	})).To(Succeed(), "still registered: %+v", f.h.Clusters.Snapshot())
+		return f.status(m1.Name).State == "" && f.h.Fleet.Member(m1.Name) == nil, nil
+	})).To(Succeed(), "still registered: %+v", f.h.Fleet.Snapshot())
 	// A deleted registration takes its series with it: nothing is left to alert on.
 	f.waitSeries("image_cloner_cluster_connected", map[string]float64{m2.Name: 1})
 
@@ -167,7 +167,7 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 		g.Expect(strings.Contains(msg, string(m1.Config.CAData[:40]))).To(BeFalse())
 
 		var st clusters.Status
-		for _, s := range f.h.Clusters.Snapshot() {
+		for _, s := range f.h.Fleet.Snapshot() {
 			if s.Secret == hubNS+"/"+n {
 				st = s
 			}

@@ -21,11 +21,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/image-cloner/image-cloner/hub/internal/dashboard"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -257,11 +257,11 @@ func requireChromium(t *testing.T) {
 
 func screenshotDir(t *testing.T) string {
 	t.Helper()
+	// Screenshots are kept only where ARTIFACTS asks (CI uploads that folder); otherwise they
+	// live as long as the test, so a run never writes into the repository.
 	dir := os.Getenv("ARTIFACTS")
 	if dir == "" {
-		root, err := testenv.RepoRoot()
-		NewWithT(t).Expect(err).NotTo(HaveOccurred())
-		dir = filepath.Join(root, "artifacts")
+		return t.TempDir()
 	}
 	dir = filepath.Join(dir, "screenshots")
 	NewWithT(t).Expect(os.MkdirAll(dir, 0o755)).To(Succeed())

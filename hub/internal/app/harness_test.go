@@ -27,12 +27,12 @@ import (
 	"github.com/image-cloner/image-cloner/hub/internal/app"
 	"github.com/image-cloner/image-cloner/hub/internal/backupprobe"
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 const hubNS = v1alpha1.DefaultNamespace
@@ -214,7 +214,7 @@ func (f *fleet) register(member *testenv.Cluster, conv registration.Convention) 
 
 // status returns the Snapshot entry of cluster, or a zero Status.
 func (f *fleet) status(cluster string) clusters.Status {
-	for _, s := range f.h.Clusters.Snapshot() {
+	for _, s := range f.h.Fleet.Snapshot() {
 		if s.Cluster == cluster {
 			return s
 		}
@@ -227,7 +227,7 @@ func (f *fleet) waitState(cluster string, state clusters.State) {
 	err := testenv.WaitFor(f.t.Context(), wait, func(context.Context) (bool, error) {
 		return f.status(cluster).State == state, nil
 	})
-	NewWithT(f.t).Expect(err).NotTo(HaveOccurred(), "cluster %s never %s: %+v", cluster, state, f.h.Clusters.Snapshot())
+	NewWithT(f.t).Expect(err).NotTo(HaveOccurred(), "cluster %s never %s: %+v", cluster, state, f.h.Fleet.Snapshot())
 }
 
 // namespace creates a namespace with a generated name in c.

@@ -22,12 +22,12 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // TestImages_failedCopiesAreActionableAndOthersStayReady runs a workload with an image that
@@ -92,7 +92,7 @@ func TestImages_failedCopiesAreActionableAndOthersStayReady(t *testing.T) {
 	g.Expect(m1.Client.Create(ctx, deployment(ns, "other", other))).To(Succeed())
 	denied := waitPhase(t, m1, other, v1alpha1.PhaseFailed)
 	cond = meta.FindStatusCondition(denied.Status.Conditions, v1alpha1.ReadyCondition)
-	g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonAuthenticationError))
+	g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonAuthenticationFailed))
 	g.Expect(cond.Message).To(ContainSubstring("push credentials"))
 	g.Expect(cond.Message).NotTo(ContainSubstring("wrong"))
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/app"
 	"github.com/image-cloner/image-cloner/internal/promrules"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // TestMetrics_rulesUseExportedMetrics builds the hub as main.go does, with a registry that

@@ -12,10 +12,10 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/internal/enroll"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/register"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // setPullSecret creates (or replaces the payload of) the hub's pull-only Secret.
@@ -87,11 +87,11 @@ func TestPullSecret_retriedWithBackoffInTheRegisteredNamespace(t *testing.T) {
 	const payload = `{"auths":{"backup.example":{"auth":"cHVsbGVyOnB1bGw="}}}`
 	f.setPullSecret(payload)
 
-	s, err := register.Register(ctx, register.Options{Member: m1.Config, Name: "teamx", Namespace: ns})
+	s, err := enroll.Register(ctx, enroll.Options{Member: m1.Config, Name: "teamx", Namespace: ns})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.Annotations).To(HaveKeyWithValue(registration.NamespaceAnnotation, ns))
 	binding := &rbacv1.RoleBinding{}
-	g.Expect(m1.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: register.RoleName}, binding)).To(Succeed())
+	g.Expect(m1.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: enroll.RoleName}, binding)).To(Succeed())
 	g.Expect(m1.Client.Delete(ctx, binding)).To(Succeed())
 
 	before := pullSecretErrors(t)
@@ -105,7 +105,7 @@ func TestPullSecret_retriedWithBackoffInTheRegisteredNamespace(t *testing.T) {
 	g.Expect(string(got.Data[corev1.DockerConfigJsonKey])).To(Equal(`{"auths":{}}`), "delivered without the Role")
 
 	// Grant it again, as re-running `hub register` would; nothing else changes.
-	g.Expect(register.Apply(ctx, m1.Client, ns)).To(Succeed())
+	g.Expect(enroll.Apply(ctx, m1.Client, ns)).To(Succeed())
 	waitPullSecret(t, m1, ns, payload)
 	err = m1.Client.Get(ctx, client.ObjectKey{Namespace: v1alpha1.DefaultNamespace, Name: v1alpha1.PullSecretName}, &corev1.Secret{})
 	g.Expect(client.IgnoreNotFound(err)).To(Succeed())
@@ -121,7 +121,7 @@ func TestPullSecret_rotatedCredentialReachesEveryMember(t *testing.T) {
 	ctx := t.Context()
 	m1, m2 := f.members[0], f.members[1]
 	f.setPullSecret(`{"auths":{"backup.example":{"auth":"b25lOm9uZQ=="}}}`)
-	_, err := register.Register(ctx, register.Options{Member: m1.Config, Name: "least", Hub: f.hub.Client, HubNamespace: hubNS})
+	_, err := enroll.Register(ctx, enroll.Options{Member: m1.Config, Name: "least", Hub: f.hub.Client, HubNamespace: hubNS})
 	g.Expect(err).NotTo(HaveOccurred())
 	ensureNamespace(t, m2, v1alpha1.DefaultNamespace)
 	f.register(m2, registration.ClusterAPI)

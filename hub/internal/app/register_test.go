@@ -13,10 +13,10 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/app"
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/internal/enroll"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/register"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // TestRegister_mintsALeastPrivilegeKubeconfig registers a member the way `hub register` does and
@@ -38,7 +38,7 @@ func TestRegister_mintsALeastPrivilegeKubeconfig(t *testing.T) {
 	ensureNamespace(t, m1, "default")
 	g.Expect(m1.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "private"}})).To(Succeed())
 
-	s, err := register.Register(ctx, register.Options{Member: m1.Config, Name: "least", Hub: f.hub.Client, HubNamespace: hubNS})
+	s, err := enroll.Register(ctx, enroll.Options{Member: m1.Config, Name: "least", Hub: f.hub.Client, HubNamespace: hubNS})
 	g.Expect(err).NotTo(HaveOccurred())
 	var stored corev1.Secret
 	g.Expect(f.hub.Client.Get(ctx, client.ObjectKeyFromObject(s), &stored)).To(Succeed())

@@ -23,10 +23,10 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/app"
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/internal/registration"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
-	"github.com/image-cloner/image-cloner/pkg/registration"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // TestRegistryCAFile_privateCARegistries runs the hub against an upstream and a backup registry

@@ -12,7 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/image-cloner/image-cloner/hub/internal/backupprobe"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // TestProbe_tellsWhetherTheBackupRegistryAnswers probes real distribution registries (plain

@@ -27,7 +27,7 @@ type storer interface {
 // memory grows with. Every registration has a cache of its own, even when several point at the
 // same API server. It copies no object (only the store's keys), so it is cheap enough for every
 // metrics scrape.
-func (r *Registry) CacheSizes(ctx context.Context) []CacheSize {
+func (r *Fleet) CacheSizes(ctx context.Context) []CacheSize {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var out []CacheSize

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 
-	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/internal/registration"
 )
 
 // State is where a member's connection stands.
@@ -141,9 +141,9 @@ func (o *Options) defaults() {
 	}
 }
 
-// Registry holds the connections to every member. Make one with New, add it to the manager
+// Fleet holds the connections to every member. Make one with New, add it to the manager
 // with the Reconciler (or AddLocal), and ask it for Members.
-type Registry struct {
+type Fleet struct {
 	opts     Options
 	scheme   *runtime.Scheme
 	log      logr.Logger
@@ -156,15 +156,15 @@ type Registry struct {
 	onState   []func(Status)
 }
 
-// New returns a Registry. recorder records Events on registration Secrets in the hub cluster;
+// New returns a Fleet. recorder records Events on registration Secrets in the hub cluster;
 // scheme must hold the workload kinds and image-cloner.io/v1alpha1.
-func New(scheme *runtime.Scheme, recorder events.EventRecorder, log logr.Logger, opts Options) *Registry {
+func New(scheme *runtime.Scheme, recorder events.EventRecorder, log logr.Logger, opts Options) *Fleet {
 	opts.defaults()
-	return &Registry{opts: opts, scheme: scheme, log: log, recorder: recorder, conns: map[string]*conn{}}
+	return &Fleet{opts: opts, scheme: scheme, log: log, recorder: recorder, conns: map[string]*conn{}}
 }
 
 // AddListener adds l; call it before the manager starts.
-func (r *Registry) AddListener(l Listener) {
+func (r *Fleet) AddListener(l Listener) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.listeners = append(r.listeners, l)
@@ -172,7 +172,7 @@ func (r *Registry) AddListener(l Listener) {
 
 // OnStateChange adds f, called with a member's Status whenever its State changes (e.g. for a
 // metric). f must be quick.
-func (r *Registry) OnStateChange(f func(Status)) {
+func (r *Fleet) OnStateChange(f func(Status)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.onState = append(r.onState, f)
@@ -180,7 +180,7 @@ func (r *Registry) OnStateChange(f func(Status)) {
 
 // Start implements manager.Runnable: it records the context connections live in, and
 // disconnects every member when it ends.
-func (r *Registry) Start(ctx context.Context) error {
+func (r *Fleet) Start(ctx context.Context) error {
 	r.mu.Lock()
 	r.ctx = ctx
 	pending := make([]*conn, 0, len(r.conns))
@@ -203,16 +203,16 @@ func (r *Registry) Start(ctx context.Context) error {
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: only the leader connects.
-func (r *Registry) NeedLeaderElection() bool { return true }
+func (r *Fleet) NeedLeaderElection() bool { return true }
 
 // AddLocal registers the cluster cfg points at (the hub's own) as member LocalCluster, whose
 // agent runs in namespace (the hub's).
-func (r *Registry) AddLocal(cfg *rest.Config, namespace string) {
+func (r *Fleet) AddLocal(cfg *rest.Config, namespace string) {
 	_ = r.connect(nil, &registration.Registration{Cluster: LocalCluster, Config: cfg, Namespace: namespace}, "local") // the first registration: no duplicate
 }
 
 // Members returns the Connected members, sorted by name.
-func (r *Registry) Members() []*Member {
+func (r *Fleet) Members() []*Member {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []*Member
@@ -226,7 +226,7 @@ func (r *Registry) Members() []*Member {
 }
 
 // Member returns the Connected member name, or nil.
-func (r *Registry) Member(name string) *Member {
+func (r *Fleet) Member(name string) *Member {
 	for _, m := range r.Members() {
 		if m.Name == name {
 			return m
@@ -236,7 +236,7 @@ func (r *Registry) Member(name string) *Member {
 }
 
 // Snapshot returns the Status of every registration, sorted by cluster then Secret.
-func (r *Registry) Snapshot() []Status {
+func (r *Fleet) Snapshot() []Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]Status, 0, len(r.conns))
@@ -256,7 +256,7 @@ func (r *Registry) Snapshot() []Status {
 // the local cluster).
 // It returns errDuplicate when another registration already uses the cluster name: the caller
 // should try again later, in case that one goes away.
-func (r *Registry) connect(secret *corev1.Secret, reg *registration.Registration, hash string) error {
+func (r *Fleet) connect(secret *corev1.Secret, reg *registration.Registration, hash string) error {
 	key := keyOf(secret)
 	r.mu.Lock()
 	old := r.conns[key]
@@ -288,7 +288,7 @@ func (r *Registry) connect(secret *corev1.Secret, reg *registration.Registration
 var errDuplicate = errors.New("cluster name already registered")
 
 // invalid records a registration that cannot be used, disconnecting what it replaced.
-func (r *Registry) invalid(secret *corev1.Secret, cluster string, conv registration.Convention, err error) {
+func (r *Fleet) invalid(secret *corev1.Secret, cluster string, conv registration.Convention, err error) {
 	key := keyOf(secret)
 	r.mu.Lock()
 	old := r.conns[key]
@@ -309,7 +309,7 @@ func (r *Registry) invalid(secret *corev1.Secret, cluster string, conv registrat
 }
 
 // disconnect drops the connection of key.
-func (r *Registry) disconnect(key string) {
+func (r *Fleet) disconnect(key string) {
 	r.mu.Lock()
 	c := r.conns[key]
 	delete(r.conns, key)
@@ -320,7 +320,7 @@ func (r *Registry) disconnect(key string) {
 	}
 }
 
-func (r *Registry) notifyState(s Status) {
+func (r *Fleet) notifyState(s Status) {
 	r.mu.Lock()
 	fs := slices.Clone(r.onState)
 	r.mu.Unlock()
@@ -329,14 +329,14 @@ func (r *Registry) notifyState(s Status) {
 	}
 }
 
-func (r *Registry) listenersCopy() []Listener {
+func (r *Fleet) listenersCopy() []Listener {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.listeners)
 }
 
 // event records an Event on the registration Secret (nil for the local cluster).
-func (r *Registry) event(secret *corev1.Secret, eventtype, reason, note string) {
+func (r *Fleet) event(secret *corev1.Secret, eventtype, reason, note string) {
 	if secret == nil || r.recorder == nil {
 		return
 	}

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 
+	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/registration"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
@@ -36,7 +36,7 @@ const cacheRequestTimeout = 11 * time.Minute
 
 // conn is one member's connection, run by its own goroutine.
 type conn struct {
-	reg    *Registry
+	reg    *Fleet
 	key    string
 	secret *corev1.Secret // metadata only, for Events; nil for the local cluster
 	name   string
@@ -54,7 +54,7 @@ type conn struct {
 	started bool
 }
 
-func newConn(r *Registry, secret *corev1.Secret, reg *registration.Registration, hash string) *conn {
+func newConn(r *Fleet, secret *corev1.Secret, reg *registration.Registration, hash string) *conn {
 	cfg := rest.CopyConfig(reg.Config)
 	cfg.QPS, cfg.Burst = r.opts.QPS, r.opts.Burst
 	cfg.UserAgent = "image-cloner-hub"

@@ -1,6 +1,6 @@
 // Package clusters keeps the hub connected to its member clusters.
 //
-// A member is registered by a kubeconfig Secret in the hub's namespace (see pkg/registration for
+// A member is registered by a kubeconfig Secret in the hub's namespace (see internal/registration for
 // the two conventions). The Reconciler turns each such Secret into a connection: creating it
 // connects, changing its kubeconfig (a rotated credential, compared by hash) reconnects, deleting
 // it disconnects. Every connection lives in its own goroutine, so the Reconciler never waits on

@@ -15,23 +15,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
-	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/internal/registration"
 )
 
-// Reconciler turns registration Secrets in Namespace into connections held by Registry. It
+// Reconciler turns registration Secrets in Namespace into connections held by Fleet. It
 // never waits on a member: connecting happens in the connection's own goroutine.
 type Reconciler struct {
 	Client    client.Client
 	Namespace string
-	Registry  *Registry
+	Fleet     *Fleet
 }
 
-// SetupWithManager registers the Reconciler and the Registry with mgr.
+// SetupWithManager registers the Reconciler and the Fleet with mgr.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Client == nil || r.Registry == nil || r.Namespace == "" {
-		return errors.New("clusters.Reconciler needs Client, Registry and Namespace")
+	if r.Client == nil || r.Fleet == nil || r.Namespace == "" {
+		return errors.New("clusters.Reconciler needs Client, Fleet and Namespace")
 	}
-	if err := mgr.Add(r.Registry); err != nil {
+	if err := mgr.Add(r.Fleet); err != nil {
 		return err
 	}
 	isRegistration := predicate.NewPredicateFuncs(func(o client.Object) bool {
@@ -53,7 +53,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var s corev1.Secret
 	err := r.Client.Get(ctx, req.NamespacedName, &s)
 	if apierrors.IsNotFound(err) {
-		r.Registry.disconnect(req.String())
+		r.Fleet.disconnect(req.String())
 		return ctrl.Result{}, nil
 	}
 	if err != nil {
@@ -61,16 +61,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if _, ok := registration.Matches(&s); !ok || !s.DeletionTimestamp.IsZero() {
 		// No longer a registration (label removed), or going away.
-		r.Registry.disconnect(req.String())
+		r.Fleet.disconnect(req.String())
 		return ctrl.Result{}, nil
 	}
 	reg, err := registration.Parse(&s)
 	if err != nil {
 		conv, _ := registration.Matches(&s)
-		r.Registry.invalid(&s, "", conv, err)
+		r.Fleet.invalid(&s, "", conv, err)
 		return ctrl.Result{}, nil
 	}
-	if err := r.Registry.connect(&s, reg, hash(&s, reg)); errors.Is(err, errDuplicate) {
+	if err := r.Fleet.connect(&s, reg, hash(&s, reg)); errors.Is(err, errDuplicate) {
 		// Look again later: the other registration may be deleted or renamed.
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
 	}

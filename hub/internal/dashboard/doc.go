@@ -1,7 +1,7 @@
 // Package dashboard serves the hub's read-only web dashboard and its JSON API.
 //
 // The pages (overview, clusters, images, logs) are Go templates rendered on the server from one
-// View, which Collector builds from what the hub already holds: the clusters.Registry's
+// View, which Collector builds from what the hub already holds: the clusters.Fleet's
 // Snapshot, the ClonedImages in the connected members' caches (the same objects
 // `kubectl get clonedimages` lists in each member), the hub's Prometheus collectors, the pull
 // quotas upstream registries announced (Observer), a small in-memory time series (Series) and

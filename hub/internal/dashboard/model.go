@@ -103,7 +103,7 @@ type ImageIn struct {
 	source string
 }
 
-// Fleet is what the Collector needs of a *clusters.Registry.
+// Fleet is what the Collector needs of a *clusters.Fleet.
 type Fleet interface {
 	Snapshot() []clusters.Status
 	Members() []*clusters.Member

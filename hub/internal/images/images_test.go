@@ -57,7 +57,7 @@ func TestReason_mapsMirrorKindsAndSides(t *testing.T) {
 		{mirror.KindNotFound, mirror.SideSource, v1alpha1.ReasonSourceNotFound},
 		{mirror.KindNotFound, mirror.SideTarget, v1alpha1.ReasonBackupUnreachable},
 		{mirror.KindNotFound, mirror.SideUnknown, v1alpha1.ReasonSourceNotFound},
-		{mirror.KindUnauthorized, mirror.SideTarget, v1alpha1.ReasonAuthenticationError},
+		{mirror.KindUnauthorized, mirror.SideTarget, v1alpha1.ReasonAuthenticationFailed},
 		{mirror.KindUnreachable, mirror.SideSource, v1alpha1.ReasonSourceUnreachable},
 		{mirror.KindUnreachable, mirror.SideTarget, v1alpha1.ReasonBackupUnreachable},
 		{mirror.KindRateLimited, mirror.SideSource, v1alpha1.ReasonRateLimited},

@@ -30,9 +30,9 @@ type Copier interface {
 	Forget(dst name.Reference)
 }
 
-// Settings returns the configuration and the copy engine in force; nil, nil while the
+// InForce returns the configuration and the copy engine in force; nil, nil while the
 // configuration is invalid, in which case nothing is reconciled until it is fixed.
-type Settings func() (*config.Config, Copier)
+type InForce func() (*config.Config, Copier)
 
 // Metrics receives what the Reconciler does; every field is optional.
 type Metrics struct {
@@ -44,12 +44,12 @@ type Metrics struct {
 }
 
 // Reconciler reconciles one image across the fleet. Set the exported fields, then call
-// SetupWithManager, and register it with the clusters.Registry as a Listener.
+// SetupWithManager, and register it with the clusters.Fleet as a Listener.
 type Reconciler struct {
-	Clusters *clusters.Registry
-	Settings Settings
-	Log      logr.Logger
-	Metrics  Metrics
+	Fleet   *clusters.Fleet
+	InForce InForce
+	Log     logr.Logger
+	Metrics Metrics
 	// Workers is how many images are reconciled at once; default 20. Copies themselves are
 	// bounded by the Mirror (MAX_CONCURRENT_RECONCILES); workers mostly wait on HEADs.
 	Workers int
@@ -63,8 +63,8 @@ type Reconciler struct {
 
 // SetupWithManager checks the dependencies and registers the controller "images" with mgr.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Clusters == nil || r.Settings == nil {
-		return errors.New("images.Reconciler needs Clusters and Settings")
+	if r.Fleet == nil || r.InForce == nil {
+		return errors.New("images.Reconciler needs Fleet and InForce")
 	}
 	if r.Workers == 0 {
 		r.Workers = 20
@@ -76,7 +76,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Now = time.Now
 	}
 	r.source = newFleetSource()
-	r.Clusters.AddListener(r)
+	r.Fleet.AddListener(r)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("images").
 		WatchesRawSource(r.source).
@@ -98,7 +98,7 @@ func (r *Reconciler) Resync(ctx context.Context) {
 	if q == nil {
 		return
 	}
-	for _, m := range r.Clusters.Members() {
+	for _, m := range r.Fleet.Members() {
 		for _, obj := range clusters.CachedKinds() {
 			list, err := workload.NewList(m.Cluster.GetScheme(), obj)
 			if err != nil {
@@ -127,7 +127,7 @@ type user struct {
 
 // Reconcile makes sure the image req.Name is backed up and recorded in every member using it.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	cfg, copier := r.Settings()
+	cfg, copier := r.InForce()
 	if cfg == nil {
 		// The settings reconciler reports the problem and resyncs once it is fixed.
 		return ctrl.Result{}, nil
@@ -172,7 +172,7 @@ func (r *Reconciler) reconcile(ctx context.Context, cfg *config.Config, copier C
 func (r *Reconciler) users(ctx context.Context, cfg *config.Config, src imageref.Reference) ([]*user, error) {
 	var out []*user
 	var errs []error
-	for _, m := range r.Clusters.Members() {
+	for _, m := range r.Fleet.Members() {
 		u, err := r.userIn(ctx, cfg, m, src)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", m.Name, err))
@@ -357,7 +357,7 @@ func reason(kind mirror.Kind, side mirror.Side) string {
 		}
 		return v1alpha1.ReasonSourceNotFound
 	case mirror.KindUnauthorized:
-		return v1alpha1.ReasonAuthenticationError
+		return v1alpha1.ReasonAuthenticationFailed
 	case mirror.KindRateLimited:
 		return v1alpha1.ReasonRateLimited
 	case mirror.KindUnreachable:

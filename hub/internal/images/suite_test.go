@@ -27,11 +27,11 @@ import (
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // The suite is one real API server, registered with the hub's fleet as its local cluster, and
@@ -71,9 +71,9 @@ func TestMain(m *testing.M) {
 		t.Fatalf("adding the fleet: %v", err)
 	}
 	r := &images.Reconciler{
-		Clusters: reg,
-		Log:      logr.Discard(),
-		Settings: func() (*config.Config, images.Copier) { return cfg, suite.copier },
+		Fleet:   reg,
+		Log:     logr.Discard(),
+		InForce: func() (*config.Config, images.Copier) { return cfg, suite.copier },
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up the reconciler: %v", err)

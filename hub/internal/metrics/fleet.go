@@ -68,8 +68,8 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Fleet registers image_cloner_cluster_connected{cluster} and image_cloner_images{cluster,phase},
-// computed at every scrape from snapshot (e.g. (*clusters.Registry).Snapshot) and the connected
-// members (e.g. (*clusters.Registry).Members).
+// computed at every scrape from snapshot (e.g. (*clusters.Fleet).Snapshot) and the connected
+// members (e.g. (*clusters.Fleet).Members).
 func (m *Metrics) Fleet(snapshot func() []clusters.Status, members func() []*clusters.Member) error {
 	return m.reg.Register(fleetCollector{snapshot: snapshot, members: members})
 }

@@ -14,7 +14,7 @@ var cachedObjectsDesc = prometheus.NewDesc("image_cloner_cached_objects",
 	"Objects held in each member cluster's cache, by kind: the hub's memory grows with these. Every registration has a cache of its own, even when several point at the same API server.",
 	[]string{"cluster", "kind"}, nil)
 
-// cacheCollector reports clusters.Registry.CacheSizes at scrape time, so it is never stale and
+// cacheCollector reports clusters.Fleet.CacheSizes at scrape time, so it is never stale and
 // a disconnected member's series go away with it.
 type cacheCollector struct {
 	sizes func(context.Context) []clusters.CacheSize
@@ -29,7 +29,7 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // CacheSizes registers image_cloner_cached_objects{cluster,kind}, read from sizes (e.g.
-// (*clusters.Registry).CacheSizes) at every scrape.
+// (*clusters.Fleet).CacheSizes) at every scrape.
 func (m *Metrics) CacheSizes(sizes func(context.Context) []clusters.CacheSize) error {
 	return m.reg.Register(cacheCollector{sizes: sizes})
 }

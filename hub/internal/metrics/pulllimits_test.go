@@ -14,9 +14,9 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 	"github.com/image-cloner/image-cloner/pkg/mirror/mirrortest"
-	"github.com/image-cloner/image-cloner/pkg/testenv"
 )
 
 // TestPullLimits_reportsTheLastQuotaForItsWindow: each registry's last announced quota is

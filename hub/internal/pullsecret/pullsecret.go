@@ -34,7 +34,7 @@ type Reconciler struct {
 	// caches its own namespace only).
 	Client    client.Reader
 	Namespace string
-	Clusters  *clusters.Registry
+	Fleet     *clusters.Fleet
 	// BackoffInitial and BackoffMax bound the wait between failed attempts for one member;
 	// default 2s and 5m.
 	BackoffInitial, BackoffMax time.Duration
@@ -45,7 +45,7 @@ type Reconciler struct {
 // SetupWithManager checks the dependencies and registers the controller "pullsecret", and the
 // Reconciler as a clusters.Listener so that a member is served as soon as it connects.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Client == nil || r.Namespace == "" || r.Clusters == nil {
+	if r.Client == nil || r.Namespace == "" || r.Fleet == nil {
 		return errors.New("pullsecret.Reconciler needs Client, Namespace and Clusters")
 	}
 	if r.BackoffInitial == 0 {
@@ -55,7 +55,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.BackoffMax = 5 * time.Minute
 	}
 	r.connected = make(chan event.TypedGenericEvent[string])
-	r.Clusters.AddListener(r)
+	r.Fleet.AddListener(r)
 	pullSecret := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		return o.GetNamespace() == r.Namespace && o.GetName() == v1alpha1.PullSecretName
 	})
@@ -74,7 +74,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 func (r *Reconciler) allMembers(context.Context, client.Object) []reconcile.Request {
 	var out []reconcile.Request
-	for _, m := range r.Clusters.Members() {
+	for _, m := range r.Fleet.Members() {
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: m.Name}})
 	}
 	return out
@@ -101,7 +101,7 @@ func (r *Reconciler) Disconnected(string) {}
 // namespace. Without pull credentials in the hub it leaves the member alone: it never deletes
 // what someone else may have put there.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	m := r.Clusters.Member(req.Name)
+	m := r.Fleet.Member(req.Name)
 	if m == nil {
 		return reconcile.Result{}, nil // not connected: its connect maps onto this request again
 	}

@@ -32,19 +32,19 @@ const SourceCondition = "SourceAvailable"
 // Reasons of the Ready condition. A reason is a CamelCase word a machine can switch on; the
 // condition's message is the sentence a person reads.
 const (
-	ReasonCopied              = "Copied"
-	ReasonAlreadyPresent      = "AlreadyPresent"
-	ReasonPending             = "Pending"
-	ReasonCloning             = "Cloning"
-	ReasonInvalidReference    = "InvalidReference"
-	ReasonSourceUnreachable   = "SourceUnreachable"
-	ReasonSourceNotFound      = "SourceNotFound"
-	ReasonBackupUnreachable   = "BackupUnreachable"
-	ReasonAuthenticationError = "AuthenticationFailed"
-	ReasonRateLimited         = "RateLimited"
-	ReasonSchema1Refused      = "Schema1Refused"
-	ReasonDigestMismatch      = "DigestMismatch"
-	ReasonCopyFailed          = "CopyFailed"
+	ReasonCopied               = "Copied"
+	ReasonAlreadyPresent       = "AlreadyPresent"
+	ReasonPending              = "Pending"
+	ReasonCloning              = "Cloning"
+	ReasonInvalidReference     = "InvalidReference"
+	ReasonSourceUnreachable    = "SourceUnreachable"
+	ReasonSourceNotFound       = "SourceNotFound"
+	ReasonBackupUnreachable    = "BackupUnreachable"
+	ReasonAuthenticationFailed = "AuthenticationFailed"
+	ReasonRateLimited          = "RateLimited"
+	ReasonSchema1Refused       = "Schema1Refused"
+	ReasonDigestMismatch       = "DigestMismatch"
+	ReasonCopyFailed           = "CopyFailed"
 )
 
 // ClonedImageSpec names the public image to back up.

@@ -8,5 +8,5 @@
 //
 // The package also holds the field indexes that make these answers cheap from a
 // controller-runtime cache (ClonedImages by backup reference, workloads by source image), and
-// Settings, the part of the agent's configuration the answers depend on.
+// Policy, the part of the agent's configuration the answers depend on.
 package backups

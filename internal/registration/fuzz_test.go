@@ -11,13 +11,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/image-cloner/image-cloner/pkg/registration"
+	"github.com/image-cloner/image-cloner/internal/registration"
 )
 
 // maxErrorBytes bounds an error message: it is shown in a condition and on the dashboard.
 const maxErrorBytes = 1024
 
-// Run with: go test -run='^$' -fuzz='^FuzzParseRegistration$' -fuzztime=60s ./pkg/registration/
+// Run with: go test -run='^$' -fuzz='^FuzzParseRegistration$' -fuzztime=60s ./internal/registration/
 //
 // Any Secret: Parse never panics, its errors are bounded and name the Secret, and a nil error
 // means a rest.Config with a Host client-go can build a TLS configuration and URL for.
@@ -60,7 +60,7 @@ func FuzzParseRegistration(f *testing.F) {
 	})
 }
 
-// Run with: go test -run='^$' -fuzz='^FuzzParseKubeconfigCredentials$' -fuzztime=60s ./pkg/registration/
+// Run with: go test -run='^$' -fuzz='^FuzzParseKubeconfigCredentials$' -fuzztime=60s ./internal/registration/
 //
 // A kubeconfig built from fuzzed fields and credentials: errors never repeat a credential
 // (token, password, client key, a password in a URL), and a nil error means a usable config.

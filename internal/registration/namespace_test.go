@@ -5,8 +5,8 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/registration"
 )
 
 // TestParse_agentNamespaceComesFromTheAnnotation: the agent's namespace in the member is what

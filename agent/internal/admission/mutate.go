@@ -21,8 +21,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
@@ -33,8 +33,8 @@ type Mutator struct {
 	Reader client.Reader
 	// Lookup decides which backup each image gets.
 	Lookup *backups.Lookup
-	// Settings returns the current configuration.
-	Settings backups.SettingsFunc
+	// Policy returns the configuration in force.
+	Policy backups.PolicyFunc
 	// Decoder decodes the objects of requests.
 	Decoder admission.Decoder
 	// Backups, optional, tells whether backup registries answer. When set, a Pod is not
@@ -78,7 +78,7 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	if err := m.Decoder.Decode(req, obj); err != nil {
 		return admission.Errored(http.StatusBadRequest, err), resultUnjudged
 	}
-	s, err := m.Settings(ctx)
+	s, err := m.Policy(ctx)
 	if err != nil {
 		return allowUnjudged(err), resultUnjudged
 	}

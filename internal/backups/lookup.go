@@ -91,7 +91,7 @@ type Lookup struct {
 
 // Decide looks image up. An image that does not parse is an error (wrapping
 // imageref.ErrInvalidReference): the caller decides whether to skip it.
-func (l *Lookup) Decide(ctx context.Context, s *Settings, image string) (Decision, error) {
+func (l *Lookup) Decide(ctx context.Context, s *Policy, image string) (Decision, error) {
 	ref, err := imageref.Parse(image)
 	if err != nil {
 		return Decision{Image: image}, err

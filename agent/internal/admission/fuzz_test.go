@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
@@ -118,7 +118,7 @@ func kindMatches(req admission.Request) bool {
 	return (tm.APIVersion == "" || tm.APIVersion == gv) && (tm.Kind == "" || tm.Kind == req.Kind.Kind)
 }
 
-// Run with: go test -run='^$' -fuzz='^FuzzValidate$' -fuzztime=60s ./pkg/admission/
+// Run with: go test -run='^$' -fuzz='^FuzzValidate$' -fuzztime=60s ./agent/internal/admission/
 func FuzzValidate(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, kind, op uint8, namespace string, object, old []byte, image string) {
@@ -143,7 +143,7 @@ func FuzzValidate(f *testing.F) {
 // annotations.
 var imagePath = regexp.MustCompile(`^(/spec(/template/spec|/jobTemplate/spec/template/spec)?/(initContainers|containers|ephemeralContainers)/\d+/image|/spec(/template/spec|/jobTemplate/spec/template/spec)?/imagePullSecrets(/.*)?|/metadata/annotations(/image-cloner.io~1(original-images|added-pull-secret))?)$`)
 
-// Run with: go test -run='^$' -fuzz='^FuzzMutate$' -fuzztime=60s ./pkg/admission/
+// Run with: go test -run='^$' -fuzz='^FuzzMutate$' -fuzztime=60s ./agent/internal/admission/
 //
 // The mutating webhook's patches apply cleanly to the object as sent, and change nothing but
 // images (to their backups), pull secrets and image-cloner's annotations. For an object the

@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 )
 
 // Paths the webhooks are served at; deploy/webhooks uses the same. The first two are the seed's.
@@ -69,7 +69,7 @@ func newObject(req admission.Request) client.Object {
 }
 
 // excluded says why namespace ns is not for the webhooks, "" when it is.
-func excluded(ctx context.Context, r client.Reader, s *backups.Settings, ns string) (string, error) {
+func excluded(ctx context.Context, r client.Reader, s *backups.Policy, ns string) (string, error) {
 	if ns == "" {
 		return "not namespaced", nil
 	}

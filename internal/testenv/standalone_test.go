@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/image-cloner/image-cloner/pkg/testenv"
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 var _ testenv.T = testing.TB(nil) // testing.TB satisfies T

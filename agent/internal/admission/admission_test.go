@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 )
 
@@ -38,7 +38,7 @@ func scheme(t *testing.T) *runtime.Scheme {
 }
 
 // fixture: nginx:1.25 has a Ready backup, redis:7 has none.
-func fixture(t *testing.T, s *backups.Settings) (*Validator, *Mutator, client.Client) {
+func fixture(t *testing.T, s *backups.Policy) (*Validator, *Mutator, client.Client) {
 	sch := scheme(t)
 	ref, _ := imageref.Parse("nginx:1.25")
 	ready := &apiv1.ClonedImage{
@@ -59,8 +59,8 @@ func fixture(t *testing.T, s *backups.Settings) (*Validator, *Mutator, client.Cl
 		}).Build()
 	l := &backups.Lookup{Reader: c}
 	dec := admission.NewDecoder(sch)
-	return &Validator{Client: c, Reader: c, Lookup: l, Settings: backups.Static(s), Decoder: dec},
-		&Mutator{Reader: c, Lookup: l, Settings: backups.Static(s), Decoder: dec}, c
+	return &Validator{Client: c, Reader: c, Lookup: l, Policy: backups.Static(s), Decoder: dec},
+		&Mutator{Reader: c, Lookup: l, Policy: backups.Static(s), Decoder: dec}, c
 }
 
 func req(t *testing.T, op admissionv1.Operation, kind metav1.GroupVersionKind, obj, old client.Object) admission.Request {
@@ -93,7 +93,7 @@ func deployment(images ...string) *appsv1.Deployment {
 	return d
 }
 
-func enforce() *backups.Settings {
+func enforce() *backups.Policy {
 	s := backups.Defaults(apiv1.DefaultNamespace)
 	s.WebhookMode = backups.Enforce
 	return s

@@ -39,8 +39,8 @@ const (
 	RewritePod RewriteMode = "pod"
 )
 
-// Settings is the configuration the patcher, the pull secrets and the webhooks act on.
-type Settings struct {
+// Policy is the configuration the patcher, the pull secrets and the webhooks act on.
+type Policy struct {
 	// Namespace is the agent's own namespace; it is never patched nor validated.
 	Namespace string
 	// IgnoredNamespaces are left alone (NAMESPACES_TO_IGNORE).
@@ -58,7 +58,7 @@ type Settings struct {
 }
 
 // ImageIgnored reports whether the canonical reference source matches IMAGES_TO_IGNORE.
-func (s *Settings) ImageIgnored(source string) bool {
+func (s *Policy) ImageIgnored(source string) bool {
 	return config.MatchesAny(s.ImagePatterns, source)
 }
 
@@ -68,13 +68,13 @@ func OptedOut(obj client.Object) bool {
 	return obj.GetLabels()[apiv1.IgnoreLabel] == apiv1.IgnoreValue
 }
 
-// SettingsFunc returns the current settings; the agent reads its ConfigMap through its cache,
+// PolicyFunc returns the Policy in force; the agent reads its ConfigMap through its cache,
 // so a change takes effect on the next reconcile or admission request without a restart.
-type SettingsFunc func(ctx context.Context) (*Settings, error)
+type PolicyFunc func(ctx context.Context) (*Policy, error)
 
-// Static returns a SettingsFunc that always returns s.
-func Static(s *Settings) SettingsFunc {
-	return func(context.Context) (*Settings, error) { return s, nil }
+// Static returns a PolicyFunc that always returns s.
+func Static(s *Policy) PolicyFunc {
+	return func(context.Context) (*Policy, error) { return s, nil }
 }
 
 // AlwaysExcluded are namespaces no webhook validates or mutates and the patcher never touches,
@@ -83,19 +83,19 @@ var AlwaysExcluded = []string{"kube-system", apiv1.DefaultNamespace}
 
 // Ignored reports whether namespace ns is left alone: the agent's own namespace, kube-system,
 // image-cloner-system and NAMESPACES_TO_IGNORE.
-func (s *Settings) Ignored(ns string) bool {
+func (s *Policy) Ignored(ns string) bool {
 	return ns == s.Namespace || slices.Contains(AlwaysExcluded, ns) || slices.Contains(s.IgnoredNamespaces, ns)
 }
 
 // Enforcing reports whether the validating webhook denies.
-func (s *Settings) Enforcing() bool { return s.WebhookMode == Enforce }
+func (s *Policy) Enforcing() bool { return s.WebhookMode == Enforce }
 
 // PodMode reports whether only Pods are rewritten (GitOps mode).
-func (s *Settings) PodMode() bool { return s.RewriteMode == RewritePod }
+func (s *Policy) PodMode() bool { return s.RewriteMode == RewritePod }
 
-// FromConfig returns the Settings of a parsed configuration.
-func FromConfig(c *config.Config) *Settings {
-	s := &Settings{
+// FromConfig returns the Policy of a parsed configuration.
+func FromConfig(c *config.Config) *Policy {
+	s := &Policy{
 		Namespace:         c.Namespace,
 		IgnoredNamespaces: c.IgnoredNamespaces,
 		PinDigest:         c.PinDigest,
@@ -113,10 +113,10 @@ func FromConfig(c *config.Config) *Settings {
 	return s
 }
 
-// Defaults are the Settings of an agent in namespace without a ConfigMap: pkg/config's
+// Defaults are the Policy of an agent in namespace without a ConfigMap: pkg/config's
 // defaults (warn, workload, digests pinned, kube-system ignored), no backup registry known.
-func Defaults(namespace string) *Settings {
-	return &Settings{
+func Defaults(namespace string) *Policy {
+	return &Policy{
 		Namespace:         namespace,
 		IgnoredNamespaces: config.DefaultIgnoredNamespaces,
 		PinDigest:         true,
@@ -125,11 +125,11 @@ func Defaults(namespace string) *Settings {
 	}
 }
 
-// FromConfigMap returns a SettingsFunc that reads ConfigMap image-cloner-configuration in
+// FromConfigMap returns a PolicyFunc that reads ConfigMap image-cloner-configuration in
 // namespace through r (the manager's cache) at every call, so edits apply without a restart.
 // A missing ConfigMap means Defaults; an invalid one is an error naming every problem.
-func FromConfigMap(r client.Reader, namespace string) SettingsFunc {
-	return func(ctx context.Context) (*Settings, error) {
+func FromConfigMap(r client.Reader, namespace string) PolicyFunc {
+	return func(ctx context.Context) (*Policy, error) {
 		cm := &corev1.ConfigMap{}
 		err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: apiv1.ConfigMapName}, cm)
 		if apierrors.IsNotFound(err) {

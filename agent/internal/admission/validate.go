@@ -18,8 +18,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-cloner/image-cloner/internal/backups"
 	apiv1 "github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/backups"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
@@ -32,8 +32,8 @@ type Validator struct {
 	Reader client.Reader
 	// Lookup decides whether images are backed up.
 	Lookup *backups.Lookup
-	// Settings returns the current configuration.
-	Settings backups.SettingsFunc
+	// Policy returns the configuration in force.
+	Policy backups.PolicyFunc
 	// Decoder decodes the objects of requests.
 	Decoder admission.Decoder
 }
@@ -58,7 +58,7 @@ func (v *Validator) handle(ctx context.Context, req admission.Request) (admissio
 	if err := v.Decoder.Decode(req, obj); err != nil {
 		return admission.Errored(http.StatusBadRequest, err), resultUnjudged
 	}
-	s, err := v.Settings(ctx)
+	s, err := v.Policy(ctx)
 	if err != nil {
 		return allowUnjudged(err), resultUnjudged
 	}

@@ -97,9 +97,9 @@ func TestLookup_recognisesTheBackupRegistry(t *testing.T) {
 	g.Expect(d.IsBackup).To(BeFalse())
 }
 
-func TestSettings_ignoresSystemAndConfiguredNamespaces(t *testing.T) {
+func TestPolicy_ignoresSystemAndConfiguredNamespaces(t *testing.T) {
 	g := NewWithT(t)
-	s := &Settings{Namespace: "agent", IgnoredNamespaces: []string{"legacy"}}
+	s := &Policy{Namespace: "agent", IgnoredNamespaces: []string{"legacy"}}
 	for _, ns := range []string{"agent", "kube-system", apiv1.DefaultNamespace, "legacy"} {
 		g.Expect(s.Ignored(ns)).To(BeTrue(), ns)
 	}
