@@ -37,8 +37,10 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code and the CRD into deploy/cr
 	@$(MAKE) --no-print-directory chart
 
 .PHONY: chart
-chart: ## Copy deploy/'s webhooks and CRD into the Helm chart (charts/image-cloner/files), which reads them from there
+chart: ## Copy deploy/'s webhooks, CRD and alert rules into the Helm chart (charts/image-cloner/files), which reads them from there
 	cp deploy/webhooks/webhooks.yaml deploy/crds/image-cloner.io_clonedimages.yaml charts/image-cloner/files/
+	cp deploy/monitoring/hub/prometheusrule.yaml charts/image-cloner/files/prometheusrule-hub.yaml
+	cp deploy/monitoring/agent/prometheusrule.yaml charts/image-cloner/files/prometheusrule-agent.yaml
 
 .PHONY: verify-generate
 verify-generate: generate ## Fail if generated files are not committed
@@ -75,10 +77,20 @@ test-go: ## The Go tests of make test, without lint and e2e-kind
 	@figures=$$(mktemp -t image-cloner-figures.XXXXXX); trap 'rm -f "$$figures"' EXIT; \
 	  assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
 	  [ -x "$$assets/kube-apiserver" ] || { echo "test: hack/test-deps.sh gave no assets: run it to see why"; exit 1; }; \
-	  echo "test: control planes and registry from $$assets"; \
-	  rc=0; IMAGE_CLONER_FIGURES=$$figures IMAGE_CLONER_ASSETS=$$assets $(GO) test -tags e2e $(GOTEST_FLAGS) -count=1 -timeout 30m ./... || rc=$$?; \
+	  promtool=$$(hack/promtool.sh 2>/dev/null | tail -1); \
+	  [ -x "$$promtool" ] || { echo "test: hack/promtool.sh gave no promtool: run it to see why"; exit 1; }; \
+	  echo "test: control planes and registry from $$assets, promtool $$promtool"; \
+	  rc=0; IMAGE_CLONER_FIGURES=$$figures IMAGE_CLONER_ASSETS=$$assets IMAGE_CLONER_PROMTOOL=$$promtool $(GO) test -tags e2e $(GOTEST_FLAGS) -count=1 -timeout 30m ./... || rc=$$?; \
 	  if [ -s "$$figures" ]; then echo; echo "Measured figures (printed, never asserted):"; sed 's/^/  /' "$$figures"; fi; \
 	  exit $$rc
+
+.PHONY: test-rules
+test-rules: test-deps ## Check deploy/monitoring's alerts: promtool check/test rules (hack/promtool.sh builds it once), the chart's copies, and every metric they use against the hub's and agent's real registries
+	@assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); promtool=$$(hack/promtool.sh | tail -1); \
+	  $(GO) test -count=1 ./internal/promrules/ && \
+	  IMAGE_CLONER_PROMTOOL=$$promtool $(GO) test -count=1 ./deploy/ -run 'Monitoring|PodMonitor' && \
+	  IMAGE_CLONER_ASSETS=$$assets $(GO) test -count=1 ./hub/internal/app/ ./agent/internal/app/ -run 'TestMetrics_rulesUseExportedMetrics' && \
+	  $(GO) test -count=1 ./charts/... -run 'TestChart_monitoringMatchesDeploy|TestChart_filesAreDeploysCopies'
 
 .PHONY: e2e
 e2e: test-deps ## End-to-end specs (e2e/) and the demo, on local control planes with real hub and agent processes (build tag e2e; a few minutes)

@@ -52,7 +52,9 @@ func (w *warnings) take() []string {
 //
 // cert-manager is not installed: testdata/cert-manager-crds.yaml stands in for its CRDs with a
 // schema covering only the fields deploy/cert-manager uses (names from cert-manager.io/v1), so
-// a misspelt field fails, but values cert-manager itself would reject may pass.
+// a misspelt field fails, but values cert-manager itself would reject may pass. Prometheus
+// Operator's PodMonitor and PrometheusRule get the same treatment
+// (testdata/prometheus-operator-crds.yaml), for deploy/monitoring, applied last.
 func TestOverlays(t *testing.T) {
 	cluster := testenv.StartCluster(t, testenv.ClusterOptions{Name: "deploy"})
 	var warn warnings
@@ -66,6 +68,7 @@ func TestOverlays(t *testing.T) {
 	defer cancel()
 
 	apply(ctx, t, c, decodeFile(t, filepath.Join("testdata", "cert-manager-crds.yaml")))
+	apply(ctx, t, c, decodeFile(t, filepath.Join("testdata", "prometheus-operator-crds.yaml")))
 	warn.take()
 
 	for _, o := range overlays {
@@ -112,6 +115,13 @@ func TestOverlays(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("monitoring", func(t *testing.T) {
+		apply(ctx, t, c, render(t, "monitoring"))
+		for _, w := range warn.take() {
+			t.Errorf("the API server warned: %s", w)
+		}
+	})
 
 	// The credential templates are not in any overlay; they must still be valid Secrets.
 	t.Run("credentials.example.yaml", func(t *testing.T) {

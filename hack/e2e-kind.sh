@@ -12,8 +12,10 @@
 #      made by hack/kind/imagetool htpasswd): the backup; every node pulls from it through a
 #      hosts.toml, as up.sh does for kind-registry;
 #   5. the hub and agent images (hack/kind/images.sh, no Docker build), pushed to kind-registry;
-#   6. deploy/overlays/hub in the hub cluster and deploy/overlays/agent in each member, images
-#      pinned by a generated kustomization; the configuration and the two credential Secrets;
+#   6. deploy/overlays/hub in the hub cluster and deploy/overlays/agent in member-1, images
+#      pinned by a generated kustomization; member-2's agent with `helm install` from
+#      charts/image-cloner (examples/agent.yaml, helm built by hack/helm.sh), its namespace
+#      labelled as NOTES.txt says; the configuration and the two credential Secrets;
 #   7. member-1 registered with `hub register`, member-2 with `hub register --cluster-api`;
 #   8. go test -tags e2e -run '^(TestExternal|TestKindNodes)$' ./e2e/: every spec of TestExternal,
 #      then the specs only real nodes can answer (e2e/nodes.go), last because one of them stops
@@ -37,6 +39,7 @@ step() { echo "==> [$((SECONDS - t0))s] $*"; }
 engine=$("$BASH" hack/kind/docker.sh start) || exit 1  # its one line of stdout: "docker: running" or "docker: started"
 command -v kind >/dev/null || die "kind not found on PATH (make e2e-kind installs it into ./bin)"
 command -v kubectl >/dev/null || die "kubectl not found on PATH (make test-deps builds one)"
+helm=$(hack/helm.sh | tail -1) || die "hack/helm.sh gave no helm"
 
 ns=image-cloner-system
 work=${E2E_KIND_DIR:-$root/artifacts/e2e-kind}
@@ -141,11 +144,35 @@ done
 hubctl -n "$ns" rollout restart deployment
 hubctl -n "$ns" rollout status deployment --timeout 5m
 
-step "the agents, and the members' registrations"
+# member-2's agent is installed as a Helm user would: the chart with examples/agent.yaml, the
+# image pinned by values, `--create-namespace`, then the labels NOTES.txt tells them to add (Pod
+# Security restricted, the webhooks' opt-out). `helm upgrade --install` so a kept cluster
+# (E2E_KIND_KEEP=1) can run again.
+helm_agent() { # kubeconfig
+  "$helm" --kubeconfig "$1" upgrade --install image-cloner charts/image-cloner -n "$ns" --create-namespace \
+    -f charts/image-cloner/examples/agent.yaml \
+    --set agent.image.repository=localhost:5001/image-cloner/agent --set agent.image.tag="$tag" \
+    --wait --timeout 5m
+  kubectl --kubeconfig "$1" label namespace "$ns" --overwrite pod-security.kubernetes.io/enforce=restricted \
+    pod-security.kubernetes.io/warn=restricted validate-backups.image-cloner.io=disable
+}
+
+step "the agents (member-1 with kustomize, member-2 with helm), and the members' registrations"
 kubeconfigs="hub=$work/hub.kubeconfig"
 for m in member-1 member-2; do
   kind get kubeconfig --name "image-cloner-$m" > "$work/$m.kubeconfig"
-  kubectl --kubeconfig "$work/$m.kubeconfig" apply --server-side --force-conflicts -k "$work/overlays/agent"
+  if [ "$m" = member-2 ]; then
+    helm_agent "$work/$m.kubeconfig"
+  else
+    kubectl --kubeconfig "$work/$m.kubeconfig" apply --server-side --force-conflicts -k "$work/overlays/agent"
+  fi
+  # Each member runs what it was meant to: the chart's release labels on member-2's agent only.
+  chart_label=$(kubectl --kubeconfig "$work/$m.kubeconfig" -n "$ns" get deployment image-cloner-agent -o jsonpath='{.metadata.labels.helm\.sh/chart}')
+  case "$m:$chart_label" in
+    member-1:) ;;
+    member-2:image-cloner-*) "$helm" --kubeconfig "$work/$m.kubeconfig" -n "$ns" status image-cloner | sed -n '1,/^NOTES:/p' ;;
+    *) die "$m's agent has helm.sh/chart=\"$chart_label\": member-1 must run deploy/overlays/agent, member-2 the Helm chart" ;;
+  esac
   extra=()
   [ "$m" = member-2 ] && extra=(--cluster-api)
   # The hub's pod and the specs on this machine both reach a member's API server at its node's

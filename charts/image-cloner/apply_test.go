@@ -45,7 +45,8 @@ func (w *warnings) take() []string {
 // Security restricted. The API server validates every object against its schema and rejects
 // unknown fields; any warning it returns fails the test. RBAC is checked by asking the API
 // server (SubjectAccessReview) what the hub's ServiceAccount of that namespace may do. The
-// cert-manager kinds are deploy/testdata's stand-in CRDs.
+// cert-manager and Prometheus Operator kinds are deploy/testdata's stand-in CRDs (every value
+// turns the PodMonitors and PrometheusRules on).
 func TestChart_apply(t *testing.T) {
 	cluster := testenv.StartCluster(t, testenv.ClusterOptions{Name: "chart"})
 	var warn warnings
@@ -57,11 +58,13 @@ func TestChart_apply(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	standIns, err := decodeFile(filepath.Join(deployDir, "testdata", "cert-manager-crds.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"cert-manager-crds.yaml", "prometheus-operator-crds.yaml"} {
+		standIns, err := decodeFile(filepath.Join(deployDir, "testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply(ctx, t, c, standIns)
 	}
-	apply(ctx, t, c, standIns)
 	warn.take()
 
 	cases := []struct {

@@ -39,13 +39,14 @@ const (
 )
 
 // overlays maps each overlay of deploy/ to the values file of examples/ that must render the
-// same objects ("" is the chart's defaults alone).
-var overlays = []struct{ overlay, values string }{
-	{"single-cluster", ""},
-	{"single-cluster", "examples/single-cluster.yaml"},
-	{"hub", "examples/hub.yaml"},
-	{"agent", "examples/agent.yaml"},
-	{"cert-manager", "examples/cert-manager.yaml"},
+// same objects ("" is the chart's defaults alone), and to the part of deploy/monitoring that
+// podMonitor.enabled and prometheusRule.enabled add to it.
+var overlays = []struct{ overlay, values, monitoring string }{
+	{"single-cluster", "", "monitoring"},
+	{"single-cluster", "examples/single-cluster.yaml", "monitoring"},
+	{"hub", "examples/hub.yaml", "monitoring/hub"},
+	{"agent", "examples/agent.yaml", "monitoring/agent"},
+	{"cert-manager", "examples/cert-manager.yaml", "monitoring/agent"},
 }
 
 // helmLabels are the labels the chart adds to every object's metadata (templates/_helpers.tpl),
@@ -118,7 +119,12 @@ func renderChart(t testing.TB, namespace string, vals map[string]any) ([]*unstru
 // renderOverlay builds a kustomization as `kubectl apply -k` does (deploy/render_test.go's way).
 func renderOverlay(t testing.TB, overlay string) []*unstructured.Unstructured {
 	t.Helper()
-	dir := filepath.Join(deployDir, "overlays", overlay)
+	return renderKustomization(t, filepath.Join(deployDir, "overlays", overlay))
+}
+
+// renderKustomization builds the kustomization in dir.
+func renderKustomization(t testing.TB, dir string) []*unstructured.Unstructured {
+	t.Helper()
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
@@ -273,6 +279,63 @@ func TestChart_matchesOverlays(t *testing.T) {
 	}
 }
 
+// TestChart_monitoringMatchesDeploy extends the no-drift check to deploy/monitoring: with
+// podMonitor.enabled and prometheusRule.enabled, each example renders its overlay's objects
+// plus exactly the PodMonitors and PrometheusRules of the matching part of deploy/monitoring;
+// with only one of them on, only its kind is added.
+func TestChart_monitoringMatchesDeploy(t *testing.T) {
+	for _, c := range overlays {
+		name := c.overlay + "/" + strings.TrimSuffix(filepath.Base(c.values), ".yaml")
+		if c.values == "" {
+			name = c.overlay + "/defaults"
+		}
+		var files []string
+		if c.values != "" {
+			files = []string{c.values}
+		}
+		t.Run(name, func(t *testing.T) {
+			base := slices.DeleteFunc(renderOverlay(t, c.overlay), func(u *unstructured.Unstructured) bool { return u.GetKind() == "Namespace" })
+			monitoring := renderKustomization(t, filepath.Join(deployDir, c.monitoring))
+			for _, kind := range []string{"PodMonitor", "PrometheusRule"} {
+				if !slices.ContainsFunc(monitoring, func(u *unstructured.Unstructured) bool { return u.GetKind() == kind }) {
+					t.Fatalf("deploy/%s has no %s", c.monitoring, kind)
+				}
+			}
+			only := func(kind string) []*unstructured.Unstructured {
+				return slices.DeleteFunc(slices.Clone(monitoring), func(u *unstructured.Unstructured) bool { return u.GetKind() != kind })
+			}
+			for _, v := range []struct {
+				set  []string
+				want []*unstructured.Unstructured
+			}{
+				{[]string{"podMonitor.enabled=true", "prometheusRule.enabled=true"}, monitoring},
+				{[]string{"podMonitor.enabled=true"}, only("PodMonitor")},
+				{[]string{"prometheusRule.enabled=true"}, only("PrometheusRule")},
+			} {
+				got, _ := renderChart(t, defaultNamespace, helmValues(t, files, v.set...))
+				for _, p := range drift(got, append(slices.Clone(base), v.want...)) {
+					t.Errorf("%v: %s", v.set, p)
+				}
+			}
+		})
+	}
+	t.Run("a rule changed in deploy/ alone is drift", func(t *testing.T) {
+		got, _ := renderChart(t, defaultNamespace, helmValues(t, []string{"examples/hub.yaml"}, "prometheusRule.enabled=true"))
+		want := append(renderOverlay(t, "hub"), renderKustomization(t, filepath.Join(deployDir, "monitoring", "hub"))...)
+		want = slices.DeleteFunc(want, func(u *unstructured.Unstructured) bool {
+			return u.GetKind() == "Namespace" || u.GetKind() == "PodMonitor"
+		})
+		rule := find(t, want, "PrometheusRule", "image-cloner-hub")
+		groups, _, _ := unstructured.NestedSlice(rule.Object, "spec", "groups")
+		rules := groups[0].(map[string]any)["rules"].([]any)
+		rules[0].(map[string]any)["for"] = "20m"
+		_ = unstructured.SetNestedSlice(rule.Object, groups, "spec", "groups")
+		if p := drift(got, want); len(p) != 1 || !strings.Contains(p[0], "PrometheusRule image-cloner-system/image-cloner-hub differs") {
+			t.Errorf("drift reported %v, want the PrometheusRule", p)
+		}
+	})
+}
+
 // TestDrift_catchesDifferences is the positive control of TestChart_matchesOverlays: each
 // mutation of the chart's rendering (or kustomize's) must be reported by drift.
 func TestDrift_catchesDifferences(t *testing.T) {
@@ -365,6 +428,8 @@ func find(t testing.TB, objs []*unstructured.Unstructured, kind, name string) *u
 var copies = map[string]string{
 	"files/webhooks.yaml":                     deployDir + "/webhooks/webhooks.yaml",
 	"files/image-cloner.io_clonedimages.yaml": deployDir + "/crds/image-cloner.io_clonedimages.yaml",
+	"files/prometheusrule-hub.yaml":           deployDir + "/monitoring/hub/prometheusrule.yaml",
+	"files/prometheusrule-agent.yaml":         deployDir + "/monitoring/agent/prometheusrule.yaml",
 }
 
 func sameFile(copy, original string) error {
@@ -486,7 +551,11 @@ func TestChart_notes(t *testing.T) {
 		{name: "single cluster", want: []string{"BACKUP_REGISTRY", "image-cloner-push-credentials", "agent restore"}, notWant: []string{"hub register"}},
 		{name: "member", files: []string{"examples/agent.yaml"}, want: []string{"This is a member", "hub register"}, notWant: []string{"BACKUP_REGISTRY"}},
 		{name: "other namespace", files: []string{"examples/hub.yaml"}, set: []string{"namespace.create=true"}, want: []string{"--namespace ops"}, notWant: []string{"kubectl label namespace"}},
-		{name: "monitoring toggles", set: []string{"serviceMonitor.enabled=true"}, want: []string{"render nothing"}},
+		{name: "monitoring without selector labels", set: []string{"podMonitor.enabled=true", "prometheusRule.enabled=true"},
+			want: []string{"Prometheus Operator's CRDs", "PodMonitors image-cloner-hub, image-cloner-agent", "PrometheusRules image-cloner-hub, image-cloner-agent", "podMonitor.labels is empty", "prometheusRule.labels is empty"}},
+		{name: "monitoring of a member with labels", files: []string{"examples/agent.yaml"}, set: []string{"podMonitor.enabled=true", "podMonitor.labels.release=kps", "prometheusRule.enabled=true", "prometheusRule.labels.release=kps"},
+			want: []string{"PodMonitor image-cloner-agent scrape", "PrometheusRule image-cloner-agent hold"}, notWant: []string{"is empty", "image-cloner-hub,"}},
+		{name: "no monitoring", notWant: []string{"Monitoring", "PodMonitor"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

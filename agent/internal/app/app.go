@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -22,6 +23,7 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	webhookadmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -75,6 +77,10 @@ type Options struct {
 	// SkipNameValidation lets several agents run in one process (tests): controller-runtime
 	// otherwise refuses a second controller of the same name.
 	SkipNameValidation bool
+	// MetricsRegistry receives the metrics New makes (the certificate's expiry); default
+	// controller-runtime's, which the metrics endpoint serves. Several agents in one process
+	// (tests) need one each.
+	MetricsRegistry prometheus.Registerer
 }
 
 func (o *Options) defaults() {
@@ -204,6 +210,17 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 		if err := mgr.Add(a.Certs); err != nil {
 			return nil, err
 		}
+	}
+	serving := certificateInDir(o.CertDir)
+	if a.Certs != nil {
+		serving = a.Certs.Current
+	}
+	reg := o.MetricsRegistry
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	if err := reg.Register(certificateExpiry{serving: serving}); err != nil {
+		return nil, fmt.Errorf("registering the agent's metrics: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -129,6 +130,8 @@ func TestAgent(t *testing.T) {
 		WebhookHost: wh.LocalServingHost,
 		WebhookPort: wh.LocalServingPort,
 		CertOptions: loopbackCerts(),
+		// Its own: TestWebhookTLS runs an agent in this process too.
+		MetricsRegistry: prometheus.NewRegistry(),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	mgrDone := make(chan error, 1)

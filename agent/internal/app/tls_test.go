@@ -16,6 +16,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,10 +52,11 @@ func TestWebhookTLS(t *testing.T) {
 	})).To(Succeed())
 
 	wh := cluster.Env.WebhookInstallOptions
+	metrics := prometheus.NewRegistry()
 	agent, err := app.New(ctx, app.Options{
 		Config: cluster.Config, Namespace: agentNS, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true,
 		WebhookHost: wh.LocalServingHost, WebhookPort: wh.LocalServingPort,
-		CertOptions: loopbackCerts(),
+		CertOptions: loopbackCerts(), MetricsRegistry: metrics,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	mgrDone := make(chan error, 1)
@@ -142,6 +144,8 @@ func TestWebhookTLS(t *testing.T) {
 		g := NewWithT(t)
 		before := expectChainsToBundles(ctx, g, c, addr, host)
 		g.Expect(before.SerialNumber).To(Equal(agent.Certs.Current().SerialNumber))
+		// The expiry the certificate alert reads is the served certificate's.
+		g.Expect(certificateExpiry(g, metrics)).To(Equal([]float64{float64(before.NotAfter.Unix())}))
 		oldCA := x509.NewCertPool()
 		oldCA.AppendCertsFromPEM(bundle(ctx, g, c, &admissionregistrationv1.ValidatingWebhookConfiguration{}, app.DefaultValidatingWebhook))
 
@@ -152,9 +156,25 @@ func TestWebhookTLS(t *testing.T) {
 		})).To(Succeed(), "the agent never served a certificate of a new CA")
 		after := expectChainsToBundles(ctx, g, c, addr, host)
 		g.Expect(after.SerialNumber).NotTo(Equal(before.SerialNumber))
+		g.Expect(certificateExpiry(g, metrics)).To(Equal([]float64{float64(after.NotAfter.Unix())}))
 		_, err := after.Verify(x509.VerifyOptions{Roots: oldCA, DNSName: host})
 		g.Expect(err).To(HaveOccurred(), "the new certificate must not chain to the old CA: the rotation changed nothing")
 	})
+}
+
+// certificateExpiry returns the values of image_cloner_webhook_certificate_expiry_timestamp_seconds.
+func certificateExpiry(g Gomega, reg *prometheus.Registry) []float64 {
+	families, err := reg.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	var out []float64
+	for _, f := range families {
+		if f.GetName() == "image_cloner_webhook_certificate_expiry_timestamp_seconds" {
+			for _, m := range f.GetMetric() {
+				out = append(out, m.GetGauge().GetValue())
+			}
+		}
+	}
+	return out
 }
 
 // expectChainsToBundles dials the webhook trusting, in turn, the caBundle of each webhook

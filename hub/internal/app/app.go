@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/image-cloner/image-cloner/hub/internal/backupprobe"
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/hub/internal/dashboard"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
@@ -56,7 +57,11 @@ type Options struct {
 	RegistryCAFile string
 	// Observer is told about copies besides the metrics, e.g. by tests.
 	Observer mirror.Observer
-	Log      logr.Logger
+	// BackupProbe tunes the probe of the backup registry behind image_cloner_backup_registry_up
+	// (interval, timeout, transport: tests); its Registry and Report are the hub's. Its transport
+	// defaults to the registry connections' (trusting RegistryCAFile).
+	BackupProbe backupprobe.Prober
+	Log         logr.Logger
 	// DashboardBindAddress is where the read-only dashboard and its JSON API listen;
 	// "" or "0" disables it.
 	DashboardBindAddress string
@@ -105,6 +110,9 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 		}
 		// First, so that a transport among the caller's MirrorOptions still wins.
 		o.MirrorOptions = append([]mirror.Option{mirror.WithTransport(t)}, o.MirrorOptions...)
+		if o.BackupProbe.Transport == nil {
+			o.BackupProbe.Transport = t
+		}
 	}
 	log := o.Log
 	if log.GetSink() == nil {
@@ -145,7 +153,9 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	}
 	recorder := mgr.GetEventRecorder("image-cloner-hub")
 	fleet := clusters.New(scheme, recorder, log.WithName("clusters"), o.Clusters)
-	fleet.OnStateChange(m.ClusterState)
+	if err := m.Fleet(fleet.Snapshot, fleet.Members); err != nil {
+		return nil, err
+	}
 	if err := m.CacheSizes(fleet.CacheSizes); err != nil {
 		return nil, err
 	}
@@ -177,6 +187,17 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 		return nil, err
 	}
 	if err := h.Images.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	probe := o.BackupProbe
+	probe.Registry = func() string {
+		if cfg, _ := h.Settings.Current(); cfg != nil {
+			return cfg.BackupRegistry
+		}
+		return ""
+	}
+	probe.Report = m.BackupProbed
+	if err := mgr.Add(&probe); err != nil {
 		return nil, err
 	}
 	if err := (&pullsecret.Reconciler{Client: mgr.GetClient(), Namespace: o.Namespace, Fleet: fleet, BackoffInitial: o.PullSecretBackoff}).SetupWithManager(mgr); err != nil {

@@ -32,11 +32,14 @@ func TestClusters_deleteDisconnectsAndRotateReconnects(t *testing.T) {
 	f.register(m2, registration.Label)
 	f.waitState(m1.Name, clusters.Connected)
 	f.waitState(m2.Name, clusters.Connected)
+	f.waitSeries("image_cloner_cluster_connected", map[string]float64{m1.Name: 1, m2.Name: 1})
 
 	g.Expect(f.hub.Client.Delete(ctx, s1)).To(Succeed())
 	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
 		return f.status(m1.Name).State == "" && f.h.Fleet.Member(m1.Name) == nil, nil
 	})).To(Succeed(), "still registered: %+v", f.h.Fleet.Snapshot())
+	// A deleted registration takes its series with it: nothing is left to alert on.
+	f.waitSeries("image_cloner_cluster_connected", map[string]float64{m2.Name: 1})
 
 	// The same image in both members: the reconcile that makes it Ready in member2 looks at every
 	// connected member, so member1 having none proves it is no longer served.
@@ -60,6 +63,7 @@ func TestClusters_deleteDisconnectsAndRotateReconnects(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	rotate(t, f, s1, nobody)
 	f.waitState(m1.Name, clusters.Unreachable)
+	f.waitSeries("image_cloner_cluster_connected", map[string]float64{m1.Name: 0, m2.Name: 1})
 	g.Expect(f.status(m1.Name).LastError).To(ContainSubstring("may not list"))
 	g.Expect(f.status(m1.Name).Hash).NotTo(Equal(before))
 

@@ -3,7 +3,9 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/hub/internal/app"
+	"github.com/image-cloner/image-cloner/hub/internal/backupprobe"
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/internal/testenv"
@@ -138,7 +141,9 @@ func (f *fleet) startHub() {
 			ProbeInterval: 250 * time.Millisecond, ProbeTimeout: 2 * time.Second, FailureThreshold: 2,
 			BackoffInitial: 250 * time.Millisecond, BackoffMax: 2 * time.Second,
 		},
-		MetricsRegistry:    f.metrics,
+		MetricsRegistry: f.metrics,
+		// Probe the backup registry often, so its gauge follows the test's changes quickly.
+		BackupProbe:        backupprobe.Prober{Interval: 250 * time.Millisecond, Timeout: 2 * time.Second},
 		Log:                log,
 		SkipNameValidation: true,
 	})
@@ -295,6 +300,43 @@ func waitPhase(t *testing.T, c *testenv.Cluster, image string, phase v1alpha1.Ph
 	})
 	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "ClonedImage of %s in %s never %s; last: %+v", image, c.Name, phase, ci)
 	return ci
+}
+
+// series returns the values of the hub gauge or counter name by their label values (in label
+// name order, joined with "/"); empty when it has no series.
+func (f *fleet) series(name string) map[string]float64 {
+	f.t.Helper()
+	families, err := f.metrics.Gather()
+	NewWithT(f.t).Expect(err).NotTo(HaveOccurred())
+	out := map[string]float64{}
+	for _, fam := range families {
+		if fam.GetName() != name {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			var key []string
+			for _, lp := range m.GetLabel() {
+				key = append(key, lp.GetValue())
+			}
+			v := m.GetGauge().GetValue()
+			if m.GetCounter() != nil {
+				v = m.GetCounter().GetValue()
+			}
+			out[strings.Join(key, "/")] = v
+		}
+	}
+	return out
+}
+
+// waitSeries waits until the hub's metric name has exactly want (as series returns it).
+func (f *fleet) waitSeries(name string, want map[string]float64) {
+	f.t.Helper()
+	var got map[string]float64
+	err := testenv.WaitFor(f.t.Context(), wait, func(context.Context) (bool, error) {
+		got = f.series(name)
+		return maps.Equal(got, want), nil
+	})
+	NewWithT(f.t).Expect(err).NotTo(HaveOccurred(), "%s: got %v, want %v", name, got, want)
 }
 
 // metric returns the value of the hub metric name with the given labels, 0 when absent.

@@ -57,6 +57,10 @@ func TestImages_failedCopiesAreActionableAndOthersStayReady(t *testing.T) {
 	g.Expect(cond.Reason).To(Equal(v1alpha1.ReasonSourceNotFound))
 	g.Expect(cond.Message).To(ContainSubstring("does not exist upstream: check the image name and tag"))
 	g.Expect(failed.Status.Digest).To(BeEmpty())
+	// What the ImagesFailed alert reads: the member's ClonedImages by phase, every phase there.
+	f.waitSeries("image_cloner_images", map[string]float64{m1.Name + "/Pending": 0, m1.Name + "/Cloning": 0, m1.Name + "/Ready": 1, m1.Name + "/Failed": 1})
+	// And the backup registry answers the hub's probe.
+	f.waitSeries("image_cloner_backup_registry_up", map[string]float64{f.backup.Host: 1})
 
 	g.Expect(testenv.WaitFor(ctx, wait, func(ctx context.Context) (bool, error) {
 		var list corev1.EventList
@@ -95,6 +99,13 @@ func TestImages_failedCopiesAreActionableAndOthersStayReady(t *testing.T) {
 	still, err := clonedImage(ctx, m1, good)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(still.IsReady()).To(BeTrue())
+	f.waitSeries("image_cloner_images", map[string]float64{m1.Name + "/Pending": 0, m1.Name + "/Cloning": 0, m1.Name + "/Ready": 1, m1.Name + "/Failed": 2})
+
+	// The backup registry stops: its probe says so, and says it again when it is back.
+	f.backup.Stop()
+	f.waitSeries("image_cloner_backup_registry_up", map[string]float64{f.backup.Host: 0})
+	g.Expect(f.backup.Start()).To(Succeed())
+	f.waitSeries("image_cloner_backup_registry_up", map[string]float64{f.backup.Host: 1})
 }
 
 // TestImages_pendingClonedImagesFromTheAgentArePickedUp creates, as the agent's webhook does, a

@@ -1,7 +1,3 @@
-// Package metrics defines the hub's Prometheus metrics, registered on controller-runtime's
-// registry (served on --metrics-bind-address), and the hooks that feed them: a mirror.Observer
-// for copies and bytes, the clusters.Fleet's state changes and cache sizes, and the image
-// reconciler's.
 package metrics
 
 import (
@@ -11,21 +7,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 )
 
 // Metrics are the hub's collectors.
 type Metrics struct {
-	ClusterConnected *prometheus.GaugeVec
-	Copies           *prometheus.CounterVec
-	BytesUploaded    prometheus.Counter
-	BytesMounted     prometheus.Counter
-	DedupeHits       prometheus.Counter
-	CopyQueueDepth   prometheus.Gauge
-	CopiesInFlight   prometheus.Gauge
-	Errors           *prometheus.CounterVec
+	Copies         *prometheus.CounterVec
+	BytesUploaded  prometheus.Counter
+	BytesMounted   prometheus.Counter
+	DedupeHits     prometheus.Counter
+	CopyQueueDepth prometheus.Gauge
+	CopiesInFlight prometheus.Gauge
+	Errors         *prometheus.CounterVec
+	BackupUp       *prometheus.GaugeVec
+	// PullLimits holds the pull quotas registries announced; Observer feeds it.
+	PullLimits *PullLimits
 
 	reg prometheus.Registerer
 }
@@ -37,17 +34,18 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		reg = ctrlmetrics.Registry
 	}
 	m := &Metrics{
-		ClusterConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "image_cloner_cluster_connected", Help: "1 when the hub is connected to the member cluster, else 0."}, []string{"cluster"}),
-		Copies:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "image_cloner_copies_total", Help: "Copy calls by result: copied, present (the backup registry had it), cached (the presence cache answered), shared (joined another call's copy), failed."}, []string{"result"}),
-		BytesUploaded:    prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_bytes_uploaded_total", Help: "Bytes of blobs uploaded to the backup registry."}),
-		BytesMounted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_bytes_mounted_total", Help: "Bytes of blobs mounted across repositories of the backup registry instead of uploaded."}),
-		DedupeHits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_dedupe_hits_total", Help: "Copy calls answered without moving content: presence cache hits and shared copies."}),
-		CopyQueueDepth:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "image_cloner_copy_queue_depth", Help: "Images waiting for a copy slot or a lookup (MAX_CONCURRENT_RECONCILES bounds copies)."}),
-		CopiesInFlight:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "image_cloner_copies_in_flight", Help: "Copies moving content right now."}),
-		Errors:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "image_cloner_errors_total", Help: "Failed image backups by condition reason."}, []string{"reason"}),
+		Copies:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "image_cloner_copies_total", Help: "Copy calls by result: copied, present (the backup registry had it), cached (the presence cache answered), shared (joined another call's copy), failed."}, []string{"result"}),
+		BytesUploaded:  prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_bytes_uploaded_total", Help: "Bytes of blobs uploaded to the backup registry."}),
+		BytesMounted:   prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_bytes_mounted_total", Help: "Bytes of blobs mounted across repositories of the backup registry instead of uploaded."}),
+		DedupeHits:     prometheus.NewCounter(prometheus.CounterOpts{Name: "image_cloner_dedupe_hits_total", Help: "Copy calls answered without moving content: presence cache hits and shared copies."}),
+		CopyQueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "image_cloner_copy_queue_depth", Help: "Images waiting for a copy slot or a lookup (MAX_CONCURRENT_RECONCILES bounds copies)."}),
+		CopiesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "image_cloner_copies_in_flight", Help: "Copies moving content right now."}),
+		Errors:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "image_cloner_errors_total", Help: "Failed image backups by condition reason."}, []string{"reason"}),
+		BackupUp:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "image_cloner_backup_registry_up", Help: "1 when the backup registry answered the hub's last probe (GET /v2/, any answer below 500), 0 when it did not; by registry host. Only the leading hub probes."}, []string{"registry"}),
+		PullLimits:     NewPullLimits(nil),
 	}
 	m.reg = reg
-	for _, c := range []prometheus.Collector{m.ClusterConnected, m.Copies, m.BytesUploaded, m.BytesMounted, m.DedupeHits, m.CopyQueueDepth, m.CopiesInFlight, m.Errors, heapLive()} {
+	for _, c := range []prometheus.Collector{m.Copies, m.BytesUploaded, m.BytesMounted, m.DedupeHits, m.CopyQueueDepth, m.CopiesInFlight, m.Errors, m.BackupUp, m.PullLimits, heapLive()} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -78,19 +76,19 @@ func (m *Metrics) Observer() mirror.Observer {
 		},
 		BytesUploaded: func(n int64) { m.BytesUploaded.Add(float64(n)) },
 		BytesMounted:  func(n int64) { m.BytesMounted.Add(float64(n)) },
+		RateLimit:     m.PullLimits.Observe,
 	}
 }
 
-// ClusterState records a member's connection state.
-func (m *Metrics) ClusterState(s clusters.Status) {
-	if s.Cluster == "" {
-		return
+// BackupProbed records a probe of the backup registry host (a backupprobe.Prober's Report):
+// the gauge has one series, the registry configured now.
+func (m *Metrics) BackupProbed(host string, err error) {
+	v := 1.0
+	if err != nil {
+		v = 0
 	}
-	v := 0.0
-	if s.State == clusters.Connected {
-		v = 1
-	}
-	m.ClusterConnected.WithLabelValues(s.Cluster).Set(v)
+	m.BackupUp.Reset()
+	m.BackupUp.WithLabelValues(host).Set(v)
 }
 
 // Images returns the image reconciler's hooks.

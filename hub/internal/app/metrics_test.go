@@ -1,0 +1,76 @@
+package app_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/image-cloner/image-cloner/hub/internal/app"
+	"github.com/image-cloner/image-cloner/internal/promrules"
+	"github.com/image-cloner/image-cloner/internal/testenv"
+)
+
+// TestMetrics_rulesUseExportedMetrics builds the hub as main.go does, with a registry that
+// records every collector it registers, and checks deploy/monitoring's hub rules against what
+// it exports: each metric and label a rule uses, each input series of the rules' promtool tests
+// (named and labelled exactly as a scrape of the hub gives them). Then, for every metric the
+// rules use, the same check with that metric renamed in the hub must fail.
+func TestMetrics_rulesUseExportedMetrics(t *testing.T) {
+	g := NewWithT(t)
+	hub := testenv.StartCluster(t, testenv.ClusterOptions{Name: "metrics"})
+	rec := &promrules.Recorder{Next: prometheus.NewRegistry()}
+	_, err := app.New(hub.Config, app.Options{MetricsRegistry: rec, SkipNameValidation: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	own, err := rec.Inventory()
+	g.Expect(err).NotTo(HaveOccurred())
+	// What the hub's endpoint serves besides: controller-runtime's registry (its own metrics,
+	// client-go's, the Go runtime's).
+	shared, err := promrules.Gathered(ctrlmetrics.Registry)
+	g.Expect(err).NotTo(HaveOccurred())
+	inv := promrules.Merge(own, shared)
+	g.Expect(promrules.Collisions(inv)).To(BeEmpty(), "labels Prometheus would rename to exported_*")
+
+	root, err := promrules.RepoRoot()
+	g.Expect(err).NotTo(HaveOccurred())
+	rules, err := promrules.LoadPrometheusRule(filepath.Join(root, "deploy", "monitoring", "hub", "prometheusrule.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	tests, err := promrules.LoadUnitTests(filepath.Join(root, "deploy", "monitoring", "tests", "hub.test.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+
+	g.Expect(promrules.Check(rules.Spec, inv)).To(BeEmpty())
+	g.Expect(promrules.CheckSeries(tests.Series(), inv)).To(BeEmpty())
+
+	used := usedMetrics(t, rules.Spec)
+	g.Expect(used).To(ContainElements("image_cloner_cluster_connected", "image_cloner_images", "image_cloner_backup_registry_up",
+		"image_cloner_copy_queue_depth", "image_cloner_copies_total", "image_cloner_pull_limit", "image_cloner_pull_limit_remaining"))
+	for _, m := range used {
+		renamed := inv.Without(m)
+		g.Expect(promrules.Check(rules.Spec, renamed)).To(ContainElement(ContainSubstring("metric "+m+" is not exported")), "renaming %s", m)
+		g.Expect(promrules.CheckSeries(tests.Series(), renamed)).To(ContainElement(ContainSubstring("metric "+m+" is not exported")), "renaming %s", m)
+	}
+}
+
+// usedMetrics returns the metric names the rules select.
+func usedMetrics(t *testing.T, f promrules.RuleFile) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	var out []string
+	for _, gr := range f.Groups {
+		for _, r := range gr.Rules {
+			selectors, _, err := promrules.Parse(r.Expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range selectors {
+				if !seen[s.Metric] {
+					seen[s.Metric] = true
+					out = append(out, s.Metric)
+				}
+			}
+		}
+	}
+	return out
+}
