@@ -212,8 +212,11 @@ func Run(ctx context.Context, t testenv.T, cfg Config) (*Result, error) {
 		res.CopyResults[r] = int(after.sum("image_cloner_copies_total", "result", r) - before.sum("image_cloner_copies_total", "result", r))
 	}
 	res.Copies = res.CopyResults["copied"]
-	// Digest tags (sha256-<hex>) are part of each copy, not copies of their own.
-	res.ManifestPuts = countSince(backupBefore, backupAfter, "PUT", "/manifests/") - countSince(backupBefore, backupAfter, "PUT", "/manifests/sha256-")
+	// Digest tags (digest-sha256-<hex>) are part of each copy, and referrers indexes
+	// (sha256-<hex>) go with one: neither is a copy of its own.
+	res.ManifestPuts = countSince(backupBefore, backupAfter, "PUT", "/manifests/") -
+		countSince(backupBefore, backupAfter, "PUT", "/manifests/digest-sha256-") -
+		countSince(backupBefore, backupAfter, "PUT", "/manifests/sha256-")
 	res.UpstreamRequestsPerImage = perImage(upBefore, upAfter, res.UniqueDigests)
 	res.BackupRequestsPerImage = perImage(backupBefore, backupAfter, res.UniqueDigests)
 	res.Reconciles = int(after.sum("controller_runtime_reconcile_total", "controller", "images") - before.sum("controller_runtime_reconcile_total", "controller", "images"))

@@ -16,8 +16,9 @@ var manifestPath = regexp.MustCompile(`^/v2/(.+)/manifests/([^/?]+)$`)
 // repository@digest: a PUT by digest for that digest, a PUT by tag for the digest the tag
 // names now. A refused PUT, or one that never reached the registry, landed nothing and is
 // not a copy; so a retry after such a PUT is the first copy, not a second. The PUT of a digest
-// tag (sha256-<hex>) that the copy engine adds beside a copy's own tag is part of that copy; it
-// counts only for a source pinned by digest alone, whose backup's only tag it is.
+// tag (digest-sha256-<hex>) that the copy engine adds beside a copy's own tag is part of that
+// copy; it counts only for a source pinned by digest alone, whose backup's only tag it is. The
+// PUT of a referrers index (sha256-<hex>, the referrers tag schema's tag) is not a copy.
 func (w *Watcher) copies(ctx context.Context) (map[string]int, error) {
 	reqs, err := w.in.Requests()
 	if err != nil {
@@ -38,8 +39,11 @@ func (w *Watcher) copies(ctx context.Context) (map[string]int, error) {
 			continue
 		}
 		repo, reference := m[1], m[2]
-		if hex, ok := strings.CutPrefix(reference, "sha256-"); ok && len(hex) == 64 {
+		if hex, ok := strings.CutPrefix(reference, "digest-sha256-"); ok && len(hex) == 64 {
 			digestTagged[repo+"@sha256:"+hex]++
+			continue
+		}
+		if hex, ok := strings.CutPrefix(reference, "sha256-"); ok && len(hex) == 64 {
 			continue
 		}
 		digest := reference

@@ -78,14 +78,14 @@ func TestWatcher_reportsEachViolation(t *testing.T) {
 		t.Fatalf("pushing %s again: %v", twiceRef, err)
 	}
 
-	// A copy's digest tag (sha256-<hex>) beside its tag is one copy, not two.
+	// A copy's digest tag (digest-sha256-<hex>) beside its tag is one copy, not two.
 	_, anchoredRef := push("anchored:1")
 	anchored, err := remote.Image(anchoredRef, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	anchoredDigest := digestOf(t, anchored)
-	if err := remote.Put(anchoredRef.Context().Tag("sha256-"+strings.TrimPrefix(anchoredDigest, "sha256:")), anchored, opts...); err != nil {
+	if err := remote.Put(anchoredRef.Context().Tag("digest-sha256-"+strings.TrimPrefix(anchoredDigest, "sha256:")), anchored, opts...); err != nil {
 		t.Fatalf("tagging %s by digest: %v", anchoredRef, err)
 	}
 

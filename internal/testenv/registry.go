@@ -362,15 +362,23 @@ next:
 }
 
 // CountManifestPuts counts the manifest PUTs into repository (a path, "backups/app") other
-// than those of digest tags (sha256-<hex>), which the copy engine adds beside each copy's own
-// tag: the copies, as a person counts them.
+// than those of digest tags (digest-sha256-<hex>), which the copy engine adds beside each
+// copy's own tag, and of referrers indexes (sha256-<hex>, the referrers tag schema's tag):
+// the copies, as a person counts them.
 func (r *Registry) CountManifestPuts(repository string) (int, error) {
-	all, err := r.CountRequests("PUT", "/v2/"+strings.TrimPrefix(repository, "/")+"/manifests/")
+	manifests := "/v2/" + strings.TrimPrefix(repository, "/") + "/manifests/"
+	all, err := r.CountRequests("PUT", manifests)
 	if err != nil {
 		return 0, err
 	}
-	anchors, err := r.CountRequests("PUT", "/v2/"+strings.TrimPrefix(repository, "/")+"/manifests/sha256-")
-	return all - anchors, err
+	for _, notACopy := range []string{"digest-sha256-", "sha256-"} {
+		n, err := r.CountRequests("PUT", manifests+notACopy)
+		if err != nil {
+			return 0, err
+		}
+		all -= n
+	}
+	return all, nil
 }
 
 func randomHex(n int) string {

@@ -158,7 +158,7 @@ func (n *Namer) Registry() string { return n.registry }
 func (n *Namer) Prefix() string { return n.prefix }
 
 // Backup returns where src is copied to. The backup keeps src's tag and
-// digest; a source pinned by digest alone gets the tag "sha256-<hex>", because
+// digest; a source pinned by digest alone gets the tag "digest-sha256-<hex>", because
 // registries such as quay.io garbage-collect untagged manifests. It fails for
 // a reference Parse did not return, and for a source that is already a
 // backup.
@@ -296,51 +296,65 @@ func collapseSeparators(s string, keep func(run string) bool) string {
 	return b.String()
 }
 
-// digestTag is the tag a digest-only source's backup gets: the digest with
-// ':' as '-', as cosign names its signature tags, cut to the tag limit.
+// digestTag is the tag that pins digest in a backup repository, and the tag a
+// digest-only source's backup gets: "digest-" and the digest with ':' as '-',
+// cut to the tag limit.
 func digestTag(digest string) string {
-	t := strings.Replace(digest, ":", "-", 1)
+	t := digestTagPrefix + strings.Replace(digest, ":", "-", 1)
 	if len(t) > maxTagLength {
 		t = t[:maxTagLength]
 	}
 	return t
 }
 
+// digestTagPrefix starts every digest tag. Without it a digest tag would be the
+// OCI referrers tag schema's tag, "sha256-<hex>", where a registry without the
+// referrers API keeps the index of the image's signatures and other referrers.
+const digestTagPrefix = "digest-"
+
 // DigestTag is the tag that pins digest ("sha256:<hex>") in a backup repository:
-// "sha256-<hex>", cut to the tag limit. The copy engine tags every backup with it
-// (pkg/mirror's WithDigestTags writes the same form), so that a digest a
-// workload is pinned to survives the registry's garbage collection after the
-// backup's tag moves. Backup never gives a source tag this form.
+// "digest-sha256-<hex>", cut to the tag limit. The copy engine tags every
+// backup with it (pkg/mirror's WithDigestTags writes the same form), so that a
+// digest a workload is pinned to survives the registry's garbage collection
+// after the backup's tag moves. Backup never gives a source tag this form.
 func DigestTag(digest string) string { return digestTag(digest) }
 
 // backupTag is the tag of src's backup. A source's own tag is kept, except
-// that the digest tags are reserved: a tag of the form DigestTag gives,
-// preceded by k >= 0 '_', gets one more '_'. That maps every tag onto every
-// tag outside the reserved form, one to one, so no source tag can move a
-// digest tag; only a tag of that form already at the length limit has no
-// backup name.
+// that two forms are reserved: digest tags, and the tags of the referrers tag
+// schema ("sha256-<hex>", where the referrers of the image with that digest
+// are listed by a registry without the referrers API). A tag of a reserved
+// form, preceded by k >= 0 '_', gets one more '_'. That maps every tag onto
+// every tag outside the reserved forms, one to one, so no source tag can move
+// a digest tag or take a referrers index's place; only a tag of a reserved
+// form already at the length limit has no backup name.
 func backupTag(src Reference) (string, error) {
 	if src.Tag == "" {
 		return digestTag(src.Digest), nil
 	}
-	if !isDigestTagForm(strings.TrimLeft(src.Tag, "_")) {
+	if !isReservedTag(strings.TrimLeft(src.Tag, "_")) {
 		return src.Tag, nil
 	}
 	if len(src.Tag) >= maxTagLength {
-		return "", fmt.Errorf("tag %s has the form of a digest tag (sha256-<hex>), which backups reserve, and is too long to escape: retag the image", quoteValue(src.Tag))
+		return "", fmt.Errorf("tag %s has the form of a digest tag (digest-sha256-<hex>) or of a referrers tag (sha256-<hex>), which backups reserve, and is too long to escape: retag the image", quoteValue(src.Tag))
 	}
 	return "_" + src.Tag, nil
 }
 
-// isDigestTagForm reports whether tag is what digestTag returns for some
-// digest of a known algorithm.
-func isDigestTagForm(tag string) bool {
+// isReservedTag reports whether tag is what digestTag returns for some digest of
+// a known algorithm, or that without its prefix: the referrers tag schema's tag.
+func isReservedTag(tag string) bool {
+	return isDigestForm(strings.TrimPrefix(tag, digestTagPrefix), len(tag)-len(strings.TrimPrefix(tag, digestTagPrefix)))
+}
+
+// isDigestForm reports whether tag is "<alg>-<hex>" for a known algorithm, the
+// hex cut so that prefix more characters fit in the tag limit.
+func isDigestForm(tag string, prefix int) bool {
 	alg, hex, ok := strings.Cut(tag, "-")
 	size, known := digestHexLength[alg]
 	if !ok || !known {
 		return false
 	}
-	if want := min(size, maxTagLength-len(alg)-1); len(hex) != want {
+	if want := min(size, maxTagLength-prefix-len(alg)-1); len(hex) != want {
 		return false
 	}
 	for i := 0; i < len(hex); i++ {

@@ -111,11 +111,17 @@ func TestNamer_Backup_flat(t *testing.T) {
 		{"quay.io/acme", "[::1]:5000/app", "quay.io/acme/1-5000_app__e4226e8a60ee9143:latest"},
 		// Digest-only sources get a tag so that the backup is not
 		// garbage-collected as an untagged manifest; tag@digest keeps both.
-		{"quay.io/acme", "nginx@" + dig256, "quay.io/acme/docker.io_library_nginx:sha256-" + hex64 + "@" + dig256},
+		{"quay.io/acme", "nginx@" + dig256, "quay.io/acme/docker.io_library_nginx:digest-sha256-" + hex64 + "@" + dig256},
 		{"quay.io/acme", "nginx:1.25@" + dig256, "quay.io/acme/docker.io_library_nginx:1.25@" + dig256},
-		{"quay.io/acme", "quay.io/a/b@" + dig512, "quay.io/acme/quay.io_a_b:" + ("sha512-" + hex64 + hex64)[:128] + "@" + dig512},
-		// Tags of the digest-tag form are reserved for the digest tags every backup
-		// gets: a source tag of that form gets one more '_', so it cannot move one.
+		{"quay.io/acme", "quay.io/a/b@" + dig512, "quay.io/acme/quay.io_a_b:" + ("digest-sha512-" + hex64 + hex64)[:128] + "@" + dig512},
+		// Two tag forms are reserved: the digest tags every backup gets, and the
+		// referrers tag schema's tags (sha256-<hex>), where a registry without the
+		// referrers API lists an image's signatures. A source tag of either form gets
+		// one more '_', so it cannot move one.
+		{"quay.io/acme", "nginx:digest-sha256-" + hex64, "quay.io/acme/docker.io_library_nginx:_digest-sha256-" + hex64},
+		{"quay.io/acme", "nginx:_digest-sha256-" + hex64, "quay.io/acme/docker.io_library_nginx:__digest-sha256-" + hex64},
+		{"quay.io/acme", "nginx:digest-sha256-" + hex64[:63], "quay.io/acme/docker.io_library_nginx:digest-sha256-" + hex64[:63]},
+		{"quay.io/acme", "nginx:digest-" + hex64, "quay.io/acme/docker.io_library_nginx:digest-" + hex64},
 		{"quay.io/acme", "nginx:sha256-" + hex64, "quay.io/acme/docker.io_library_nginx:_sha256-" + hex64},
 		{"quay.io/acme", "nginx:__sha256-" + hex64, "quay.io/acme/docker.io_library_nginx:___sha256-" + hex64},
 		{"quay.io/acme", "nginx:sha256-" + hex64 + "@" + dig256, "quay.io/acme/docker.io_library_nginx:_sha256-" + hex64 + "@" + dig256},
@@ -148,7 +154,7 @@ func TestNamer_Backup_nested(t *testing.T) {
 		{"quay.io/acme", "a.com:5000/x", "quay.io/acme/a.com_5000/x:latest"},
 		{"quay.io/acme", "a.com-5000/x", "quay.io/acme/a.com-5000/x:latest"},
 		{"quay.io/acme", "quay.io/prometheus/node_exporter:v1.8.0", "quay.io/acme/quay.io/prometheus/node_exporter:v1.8.0"},
-		{"quay.io/acme", "nginx@" + dig256, "quay.io/acme/docker.io/library/nginx:sha256-" + hex64 + "@" + dig256},
+		{"quay.io/acme", "nginx@" + dig256, "quay.io/acme/docker.io/library/nginx:digest-sha256-" + hex64 + "@" + dig256},
 		{"quay.io/acme", "nginx:1.25@" + dig256, "quay.io/acme/docker.io/library/nginx:1.25@" + dig256},
 		{"localhost:5000", "ghcr.io/org/app:v1", "localhost:5000/ghcr.io/org/app:v1"},
 		{"127.0.0.1:5000/a/b", "nginx:1.25", "127.0.0.1:5000/a/b/docker.io/library/nginx:1.25"},
@@ -363,6 +369,7 @@ func TestBackupTag_isInjectiveAndAvoidsDigestTags(t *testing.T) {
 	for _, tag := range []string{
 		"latest", "1.25", "sha256-" + hex, "_sha256-" + hex, "__sha256-" + hex,
 		"sha256-" + hex[:10], "sha256-" + strings.ToUpper(hex), "sha256-" + hex + "x", "_latest", "_",
+		"digest-sha256-" + hex, "_digest-sha256-" + hex, "digest-sha256-" + hex[:10], "digest-" + hex,
 	} {
 		got, err := backupTag(Reference{Tag: tag})
 		if err != nil {
@@ -371,7 +378,7 @@ func TestBackupTag_isInjectiveAndAvoidsDigestTags(t *testing.T) {
 		if !isTag(got) {
 			t.Errorf("backupTag(%q) = %q is not a tag", tag, got)
 		}
-		if isDigestTagForm(got) {
+		if isReservedTag(got) {
 			t.Errorf("backupTag(%q) = %q has the reserved form", tag, got)
 		}
 		if other, dup := seen[got]; dup {
@@ -379,8 +386,14 @@ func TestBackupTag_isInjectiveAndAvoidsDigestTags(t *testing.T) {
 		}
 		seen[got] = tag
 	}
-	if got := DigestTag("sha256:" + hex); !isDigestTagForm(got) || got != "sha256-"+hex {
-		t.Errorf("DigestTag = %q", got)
+	for _, digest := range []string{"sha256:" + hex, "sha512:" + hex + hex} {
+		if got := DigestTag(digest); !isReservedTag(got) || !strings.HasPrefix(got, "digest-") || len(got) > maxTagLength {
+			t.Errorf("DigestTag(%q) = %q", digest, got)
+		}
+	}
+	// The referrers tag schema's tag is reserved too, and is not a digest tag.
+	if !isReservedTag("sha256-"+hex) || DigestTag("sha256:"+hex) == "sha256-"+hex {
+		t.Errorf("the referrers tag schema's tag sha256-<hex> is not reserved apart from the digest tag")
 	}
 }
 

@@ -533,7 +533,7 @@ func TestCopy_tagsEveryCopyByItsDigest(t *testing.T) {
 
 			g.Expect(err).NotTo(HaveOccurred())
 			tag := dst.Context().Tag(mirror.DigestTag(digest))
-			g.Expect(tag.TagStr()).To(Equal("sha256-" + digest.Hex))
+			g.Expect(tag.TagStr()).To(Equal("digest-sha256-" + digest.Hex))
 			_, err = remote.Head(tag)
 			if !tc.want {
 				g.Expect(err).To(HaveOccurred())

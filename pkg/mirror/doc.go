@@ -23,8 +23,8 @@
 //     images copied together upload their shared base layers once.
 //   - With each image go its signatures, attestations, SBOMs and other referrers (WithReferrers,
 //     on by default): see below.
-//   - Every image copied into a repository is also tagged there by its digest, sha256-<hex>
-//     (WithDigestTags, on by default), and Present puts that tag back where it is missing.
+//   - Every image copied into a repository is also tagged there by its digest,
+//     digest-sha256-<hex> (WithDigestTags, on by default), and Present puts that tag back where it is missing.
 //     Registries garbage-collect manifests no tag points to, so without it a pinned digest
 //     would disappear once the tag it was copied under moves.
 //   - Requests are retried with exponential backoff and jitter on 5xx, 408, 429, broken and
@@ -60,11 +60,14 @@
 // again each time (three HEADs and a referrers request per image on the source), since
 // signatures are often added after the image; a cache hit does not.
 //
-// The referrers tag schema's tag for sha256:<hex> is sha256-<hex>, the digest tag's form. On a
-// destination registry without the referrers API the Mirror keeps the digest tag, and Copy
-// fails for an image with OCI referrers there with ErrReferrersNotListed; cosign's tags are
-// not affected. The way out is a registry with the referrers API, or one of the two options
-// off.
+// The referrers tag schema's tag for sha256:<hex> is sha256-<hex>, which is why the digest tag
+// has a prefix of its own (digest-sha256-<hex>): on a destination without the referrers API,
+// the image is kept by its digest tag and its referrers are listed under the schema's tag,
+// side by side. A repository where an earlier version kept the digest tag under the schema's
+// tag is taken over: once the new digest tag holds the image, the index of its referrers is
+// written over the old tag. Anything else found under that tag (a manifest put there by
+// another tool) is left alone, and Copy fails for an image with OCI referrers there with
+// ErrReferrersNotListed, which says what holds the tag.
 //
 // # One module
 //

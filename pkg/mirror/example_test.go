@@ -160,5 +160,5 @@ func ExampleDigestTag() {
 	h, _ := v1.NewHash("sha256:" + strings.Repeat("ab", 32))
 	fmt.Println(mirror.DigestTag(h))
 	// Output:
-	// sha256-abababababababababababababababababababababababababababababababab
+	// digest-sha256-abababababababababababababababababababababababababababababababab
 }

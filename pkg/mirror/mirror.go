@@ -112,14 +112,23 @@ func (m *Mirror) Forget(dst name.Reference) {
 	m.presence.remove(dst)
 }
 
-// DigestTag is the tag WithDigestTags gives an image with digest h: "sha256-<hex>", the form
-// registries and tools (cosign's sha256-<hex>.sig, for one) already use for a digest in a tag,
-// cut to the 128 characters a tag may have.
+// DigestTag is the tag WithDigestTags gives an image with digest h: "digest-sha256-<hex>", cut
+// to the 128 characters a tag may have.
+//
+// It is not "sha256-<hex>", the form cosign and the OCI referrers tag schema use: that is the
+// tag where a registry without the referrers API keeps the index of the image's referrers
+// (see WithReferrers), and one tag cannot hold both the image and that index. Repositories
+// written by earlier versions of this package, which used that form, are taken over: the
+// first Copy that lists referrers there, with the digest tag in place, writes the index over
+// the old tag.
 func DigestTag(h v1.Hash) string {
 	const maxTagLength = 128
-	t := h.Algorithm + "-" + h.Hex
+	t := digestTagPrefix + h.Algorithm + "-" + h.Hex
 	return t[:min(len(t), maxTagLength)]
 }
+
+// digestTagPrefix starts every digest tag.
+const digestTagPrefix = "digest-"
 
 // headDestination HEADs dst in the destination registry and caches what it finds. It returns nil, nil
 // when dst does not exist.

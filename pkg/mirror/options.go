@@ -75,7 +75,7 @@ func defaultOptions() *options {
 }
 
 // WithDigestTags makes Copy tag every image it puts into a destination repository with its digest
-// as well, as DigestTag(digest) (sha256-<hex>), and Present make sure that tag is there.
+// as well, as DigestTag(digest) (digest-sha256-<hex>), and Present make sure that tag is there.
 //
 // Registries garbage-collect manifests that no tag points to: distribution's
 // garbage-collect --delete-untagged, quay.io, Harbor, ECR lifecycle rules. When the tag a copy
@@ -108,10 +108,11 @@ func WithDigestTags(on bool) Option {
 // of an index), and, for what it finds, a HEAD or a referrers request on the destination.
 //
 // On a destination registry without the referrers API, the referrers of an image are listed in
-// an index tagged sha256-<hex>: the tag WithDigestTags gives the image itself. The digest tag is
-// kept, so OCI referrers of such an image make Copy fail there with a ReferrersError that says
-// so; cosign's tags are not affected. Use a registry with the referrers API, or turn off one of
-// the two options.
+// an index tagged sha256-<hex>, beside the image's digest tag (digest-sha256-<hex>). When that
+// tag holds something else than such an index (another tool's manifest), it is left alone and
+// OCI referrers of that image make Copy fail with a ReferrersError that says so; cosign's tags
+// are not affected. The old digest tag of an earlier version, which held the image itself
+// there, is written over once the new digest tag is in place.
 //
 // The default is true.
 func WithReferrers(on bool) Option {

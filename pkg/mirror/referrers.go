@@ -87,7 +87,8 @@ func cosignTag(h v1.Hash, suffix string) string { return h.Algorithm + "-" + h.H
 // fallbackTag is the referrers tag schema's tag for digest h: <alg>-<ref>, the algorithm cut to
 // 32 characters and the encoded digest to 64
 // (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#referrers-tag-schema).
-// For sha256 it is DigestTag's form too: see destinationReferrers.
+// DigestTag has a prefix so as not to be this tag; earlier versions' digest tags were, see
+// destinationReferrers.
 func fallbackTag(h v1.Hash) string {
 	return h.Algorithm[:min(len(h.Algorithm), 32)] + "-" + h.Hex[:min(len(h.Hex), 64)]
 }
@@ -397,6 +398,10 @@ func (s *referrerSync) sourceReferrers(ctx context.Context, subject v1.Hash) ([]
 	return idx, err
 }
 
+// heldBySubject is what holds the referrers tag schema's tag of an image when that tag points at
+// the image itself: the digest tag of an earlier version of this package, or another mirror's.
+const heldBySubject = "the image itself (an old digest tag, or another mirror's)"
+
 // fallbackIndex reads the referrers tag schema's index for subject on one side: the referrers
 // it lists, and what else holds the tag when it is not such an index ("" when nothing does).
 func (s *referrerSync) fallbackIndex(ctx context.Context, side Side, subject v1.Hash) ([]v1.Descriptor, string, error) {
@@ -413,7 +418,7 @@ func (s *referrerSync) fallbackIndex(ctx context.Context, side Side, subject v1.
 		return nil, "", err
 	}
 	if desc.Digest == subject {
-		return nil, "the digest tag of the image", nil
+		return nil, heldBySubject, nil
 	}
 	if desc.MediaType != types.OCIImageIndex {
 		return nil, fmt.Sprintf("a %s manifest", desc.MediaType), nil
@@ -445,16 +450,15 @@ func (l *listing) has(h v1.Hash) bool {
 // takenError explains why referrers of subject cannot be listed in repo.
 //
 // A registry without the referrers API lists the referrers of sha256:<hex> in an index tagged
-// sha256-<hex>, which is also the form of the digest tag WithDigestTags adds (and the tag a copy
-// of an image pinned by digest alone is usually given). The digest tag is kept: it is what keeps
-// the image through garbage collection, and what pulls of that tag expect. Its OCI referrers
-// then cannot be listed there, so the copy is reported incomplete rather than left for a
-// verifier to reject.
+// sha256-<hex>. When something else holds that tag (another tool's manifest, or the image
+// itself without a digest tag of this package's form to keep it), it is left alone: the
+// Mirror does not move a tag it did not write. The image's OCI referrers then cannot be
+// listed there, so the copy is reported incomplete rather than left for a verifier to reject.
 func (l *listing) takenError(repo name.Repository, subject v1.Hash) error {
 	return &explainedError{side: SideDestination,
 		err: &notListedError{what: fmt.Sprintf("destination registry %s has no referrers API, and tag %s, where it would list the referrers, holds %s",
 			repo.RegistryStr(), fallbackTag(subject), l.takenBy)},
-		advice: "copy to a registry with the referrers API, or without digest tags (WithDigestTags) or referrers (WithReferrers)"}
+		advice: "copy to a registry with the referrers API, or move that tag away; or copy without referrers (WithReferrers)"}
 }
 
 // destinationReferrers reads what the destination lists as referrers of subject, and whether
@@ -476,7 +480,35 @@ func (s *referrerSync) destinationReferrers(ctx context.Context, subject v1.Hash
 	if err != nil {
 		return nil, fmt.Errorf("reading the referrers tag schema's index in the destination: %w", explain(err, nil, ref, SideDestination))
 	}
+	if takenBy == heldBySubject {
+		free, err := s.digestTagKeeps(ctx, subject)
+		if err != nil {
+			return nil, fmt.Errorf("checking the destination's digest tag: %w", explain(err, nil, s.dst.Tag(DigestTag(subject)), SideDestination))
+		}
+		if free {
+			takenBy = ""
+		}
+	}
 	return &listing{index: refs, takenBy: takenBy}, nil
+}
+
+// digestTagKeeps reports whether the image's digest tag holds subject in the destination, so
+// that an old digest tag of the referrers tag schema's form (what earlier versions wrote) may be
+// written over with the index of subject's referrers without leaving the image untagged for
+// the registry's garbage collector. It asks the registry rather than trusting that Copy put
+// the tag in place: one HEAD, only for a repository that has such an old tag.
+func (s *referrerSync) digestTagKeeps(ctx context.Context, subject v1.Hash) (bool, error) {
+	if !s.m.o.digestTags || subject != s.digest {
+		return false, nil
+	}
+	desc, err := s.head(ctx, SideDestination, s.dst.Tag(DigestTag(subject)))
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return desc.Digest == subject, nil
 }
 
 // copyManifest copies manifest h from the source repository to dst, byte for byte, with the

@@ -147,9 +147,9 @@ func TestCopy_copiesOCIReferrersAndListsThem(t *testing.T) {
 	}{
 		{"referrers API at both ends", true, true, nil},
 		{"tag schema in the source, API in the destination", false, true, nil},
-		// Without the API, the tag schema's tag is the digest tag's: see the next test.
-		{"API in the source, tag schema in the destination", true, false, []mirror.Option{mirror.WithDigestTags(false)}},
-		{"tag schema at both ends", false, false, []mirror.Option{mirror.WithDigestTags(false)}},
+		{"API in the source, tag schema in the destination", true, false, nil},
+		{"tag schema at both ends", false, false, nil},
+		{"tag schema at both ends, without digest tags", false, false, []mirror.Option{mirror.WithDigestTags(false)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -193,10 +193,70 @@ func TestCopy_copiesOCIReferrersAndListsThem(t *testing.T) {
 }
 
 // Without the referrers API, a registry lists the referrers of sha256:<hex> in an index tagged
-// sha256-<hex>, the digest tag's tag, which the Mirror keeps for the image. Copy then reports
-// the OCI referrers it could not list (the control, digest tags off, is the case above), and
-// still copies cosign's tags, which do not need that tag.
+// sha256-<hex>. When another tool's manifest holds that tag, the Mirror leaves it alone: Copy
+// reports the OCI referrers it could not list, says what holds the tag, and still copies
+// cosign's tags, which do not need it. An old digest tag there (the image itself, as earlier
+// versions tagged it) is not written over while digest tags are off, since nothing else would
+// keep the image then.
 func TestCopy_reportsReferrersTheDestinationCannotList(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		holder  func(t *testing.T, img v1.Image) v1.Image
+		opts    []mirror.Option
+		holding string
+	}{
+		{"another tool's manifest holds the tag", func(t *testing.T, _ v1.Image) v1.Image { return randomImage(t, 1) }, nil,
+			"holds a " + string(types.DockerManifestSchema2) + " manifest"},
+		{"the image itself holds it, without digest tags", func(_ *testing.T, img v1.Image) v1.Image { return img },
+			[]mirror.Option{mirror.WithDigestTags(false)}, "holds the image itself"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e := newReferrersEnv(t, true, false)
+			img := randomImage(t, 2)
+			src, digest := e.push("library/app:1.0", img)
+			bundle := artifact(t, "application/vnd.dev.sigstore.bundle.v0.3+json", descriptorOf(t, img))
+			bundleDigest, err := bundle.Digest()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(remote.Write(src.Context().Digest(bundleDigest.String()), bundle)).To(Succeed())
+			sigTag := cosignTag(digest, "sig")
+			_, sigDigest := e.push("library/app:"+sigTag, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
+			dst := e.dst.ref(t, "backup/app:1.0")
+			schemaTag := dst.Context().Tag(digest.Algorithm + "-" + digest.Hex)
+			holder := tc.holder(t, img)
+			g.Expect(remote.Write(schemaTag, holder)).To(Succeed())
+			holderDigest, err := holder.Digest()
+			g.Expect(err).NotTo(HaveOccurred())
+			m := e.mirror(tc.opts...)
+
+			_, err = m.Copy(ctxT(t), src, dst)
+
+			g.Expect(err).To(HaveOccurred())
+			t.Logf("error: %v", err)
+			var re *mirror.ReferrersError
+			g.Expect(errors.As(err, &re)).To(BeTrue(), "%v", err)
+			g.Expect(re.Subject).To(Equal(digest))
+			g.Expect(re.Referrer).To(Equal(bundleDigest.String()))
+			g.Expect(err.Error()).To(ContainSubstring("has no referrers API, and tag " + schemaTag.TagStr() + ", where it would list the referrers, " + tc.holding))
+			g.Expect(errors.Is(err, mirror.ErrReferrersNotListed)).To(BeTrue())
+			g.Expect(mirror.Classify(err)).To(Equal(mirror.KindInvalid))
+			g.Expect(mirror.SideOf(err)).To(Equal(mirror.SideDestination))
+			g.Expect(head(t, dst).Digest).To(Equal(digest), "the image itself is there")
+			g.Expect(head(t, schemaTag).Digest).To(Equal(holderDigest), "the tag is left as it was")
+			g.Expect(head(t, dst.Context().Tag(sigTag)).Digest).To(Equal(sigDigest), "cosign's tag is copied all the same")
+
+			// The copy is not complete, so the presence cache does not answer for it.
+			res, err := m.Copy(ctxT(t), src, dst)
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(res.CacheHit).To(BeFalse())
+		})
+	}
+}
+
+// Earlier versions tagged every copy sha256-<hex>, the referrers tag schema's tag. A repository
+// they wrote is taken over: Copy puts the digest tag of today's form in place, then lists the
+// image's referrers over the old tag, so the image stays tagged and its referrers are found.
+func TestCopy_takesOverAnOldDigestTag(t *testing.T) {
 	g := NewWithT(t)
 	e := newReferrersEnv(t, true, false)
 	img := randomImage(t, 2)
@@ -205,31 +265,18 @@ func TestCopy_reportsReferrersTheDestinationCannotList(t *testing.T) {
 	bundleDigest, err := bundle.Digest()
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(remote.Write(src.Context().Digest(bundleDigest.String()), bundle)).To(Succeed())
-	sigTag := cosignTag(digest, "sig")
-	_, sigDigest := e.push("library/app:"+sigTag, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
 	dst := e.dst.ref(t, "backup/app:1.0")
-	m := e.mirror()
+	oldTag := dst.Context().Tag(digest.Algorithm + "-" + digest.Hex)
+	g.Expect(remote.Write(dst, img)).To(Succeed())
+	g.Expect(remote.Write(oldTag, img)).To(Succeed())
 
-	_, err = m.Copy(ctxT(t), src, dst)
+	res, err := e.mirror().Copy(ctxT(t), src, dst)
 
-	g.Expect(err).To(HaveOccurred())
-	t.Logf("error: %v", err)
-	var re *mirror.ReferrersError
-	g.Expect(errors.As(err, &re)).To(BeTrue(), "%v", err)
-	g.Expect(re.Subject).To(Equal(digest))
-	g.Expect(re.Referrer).To(Equal(bundleDigest.String()))
-	g.Expect(err.Error()).To(ContainSubstring("has no referrers API, and tag " + mirror.DigestTag(digest) + ", where it would list the referrers, holds the digest tag of the image"))
-	g.Expect(errors.Is(err, mirror.ErrReferrersNotListed)).To(BeTrue())
-	g.Expect(mirror.Classify(err)).To(Equal(mirror.KindInvalid))
-	g.Expect(mirror.SideOf(err)).To(Equal(mirror.SideDestination))
-	g.Expect(head(t, dst).Digest).To(Equal(digest), "the image itself is there")
-	g.Expect(head(t, dst.Context().Tag(mirror.DigestTag(digest))).Digest).To(Equal(digest), "the digest tag is kept")
-	g.Expect(head(t, dst.Context().Tag(sigTag)).Digest).To(Equal(sigDigest), "cosign's tag is copied all the same")
-
-	// The copy is not complete, so the presence cache does not answer for it.
-	res, err := m.Copy(ctxT(t), src, dst)
-	g.Expect(err).To(HaveOccurred())
-	g.Expect(res.CacheHit).To(BeFalse())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Referrers.Copied).To(Equal(1))
+	g.Expect(head(t, dst.Context().Tag(mirror.DigestTag(digest))).Digest).To(Equal(digest), "the new digest tag keeps the image")
+	g.Expect(head(t, oldTag).MediaType).To(Equal(types.OCIImageIndex), "the old tag now lists the referrers")
+	g.Expect(referrersOf(t, dst.Context().Digest(digest.String()))).To(ConsistOf(bundleDigest))
 }
 
 func TestCopy_copiesReferrersOfEachImageOfAnIndex(t *testing.T) {
@@ -298,14 +345,14 @@ func TestCopy_failedReferrerIsReportedAndCopiedNextTime(t *testing.T) {
 	g.Expect(e.rec.Requests()).To(BeEmpty())
 }
 
-// A source that is itself a copy holds the image's digest tag where the referrers tag schema
-// would hold an index: that is no list of referrers.
+// A source that is itself a copy made by an earlier version holds the image under its old
+// digest tag, where the referrers tag schema would hold an index: that is no list of referrers.
 func TestCopy_sourceDigestTagIsNoReferrersIndex(t *testing.T) {
 	g := NewWithT(t)
 	e := newEnv(t)
 	img := randomImage(t, 2)
 	src, digest := e.push("library/app:1.0", img)
-	e.push("library/app:"+mirror.DigestTag(digest), img)
+	e.push("library/app:"+digest.Algorithm+"-"+digest.Hex, img)
 	dst := e.dst.ref(t, "backup/app:1.0")
 
 	res, err := e.mirror().Copy(ctxT(t), src, dst)
