@@ -136,7 +136,7 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 	}
 	for n, b := range broken {
 		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: n, Labels: map[string]string{registration.ClusterLabel: "true"}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: n, Labels: map[string]string{registration.ClusterLabel: "true"}},
 			Data:       b.data,
 		}
 		g.Expect(f.hub.Client.Create(ctx, s)).To(Succeed())
@@ -147,7 +147,7 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 		var ev *corev1.Event
 		g.Expect(testenv.WaitFor(ctx, wait, func(ctx context.Context) (bool, error) {
 			var list corev1.EventList
-			if err := f.hub.Client.List(ctx, &list, client.InNamespace(hubNS)); err != nil {
+			if err := f.hub.Client.List(ctx, &list, client.InNamespace(f.ns)); err != nil {
 				return false, err
 			}
 			for i, e := range list.Items {
@@ -168,7 +168,7 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 
 		var st clusters.Status
 		for _, s := range f.h.Fleet.Snapshot() {
-			if s.Secret == hubNS+"/"+n {
+			if s.Secret == f.ns+"/"+n {
 				st = s
 			}
 		}
@@ -188,7 +188,7 @@ func TestClusters_malformedSecretsAreReportedWhileOthersAreServed(t *testing.T) 
 // whose image appeared upstream during the outage.
 func TestClusters_memberOutageDoesNotBlockOthers(t *testing.T) {
 	g := NewWithT(t)
-	f := startFleet(t, fleetOptions{members: 2})
+	f := startFleet(t, fleetOptions{isolated: true, members: 2})
 	ctx := t.Context()
 	m1, m2 := f.members[0], f.members[1]
 	f.register(m1, registration.Label)

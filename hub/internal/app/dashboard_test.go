@@ -41,7 +41,7 @@ func TestDashboard_showsTheFleetLiveInABrowser(t *testing.T) {
 	requireChromium(t)
 	g := NewWithT(t)
 	gate := newGate("/team/slow/")
-	f := startFleet(t, fleetOptions{members: 2, dashboard: true, mirrorOptions: []mirror.Option{mirror.WithTransport(gate)}})
+	f := startFleet(t, fleetOptions{isolated: true, members: 2, dashboard: true, mirrorOptions: []mirror.Option{mirror.WithTransport(gate)}})
 	t.Cleanup(gate.release) // before the hub stops
 	ctx := t.Context()
 	m1, m2 := f.members[0], f.members[1]
@@ -64,7 +64,7 @@ func TestDashboard_showsTheFleetLiveInABrowser(t *testing.T) {
 	for _, m := range f.members {
 		b.waitFor(fmt.Sprintf(`tr[data-cluster=%q][data-state="Connected"]`, m.Name))
 	}
-	b.waitText(fmt.Sprintf(`tr[data-cluster=%q]`, m2.Name), hubNS+"/"+m2.Name+"-kubeconfig")
+	b.waitText(fmt.Sprintf(`tr[data-cluster=%q]`, m2.Name), f.ns+"/"+m2.Name+"-kubeconfig")
 	b.waitText(fmt.Sprintf(`tr[data-cluster=%q]`, m2.Name), string(registration.ClusterAPI))
 	b.screenshot(filepath.Join(shots, "clusters.png"))
 

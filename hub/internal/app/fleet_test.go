@@ -103,7 +103,7 @@ func TestHub_localClusterServesTheHubsOwnCluster(t *testing.T) {
 	f := startFleet(t, fleetOptions{local: true})
 	ctx := t.Context()
 	setConfig(t, f, map[string]string{
-		config.KeyBackupRegistry:     f.backup.Host + "/backups",
+		config.KeyBackupRegistry:     f.backupRegistry,
 		config.KeyRegistriesToIgnore: "ignored.example",
 	})
 	f.waitState(clusters.LocalCluster, clusters.Connected)
@@ -111,7 +111,7 @@ func TestHub_localClusterServesTheHubsOwnCluster(t *testing.T) {
 
 	image, digest := f.seed("team/local:1")
 	own, _ := f.seed("team/own:1")
-	g.Expect(f.hub.Client.Create(ctx, deployment(hubNS, "hub-itself", own))).To(Succeed())
+	g.Expect(f.hub.Client.Create(ctx, deployment(f.ns, "hub-itself", own))).To(Succeed())
 	// An image of an ignored registry (which does not exist: trying it would record a failure).
 	skipped := "ignored.example/team/skipped:1"
 	g.Expect(f.hub.Client.Create(ctx, deployment(namespace(t, f.hub), "skipped", skipped))).To(Succeed())
@@ -127,11 +127,11 @@ func TestHub_localClusterServesTheHubsOwnCluster(t *testing.T) {
 
 	// A new BACKUP_REGISTRY is picked up without a restart, and every image is backed up there.
 	setConfig(t, f, map[string]string{
-		config.KeyBackupRegistry:     f.backup.Host + "/moved",
+		config.KeyBackupRegistry:     f.backupRegistry + "/moved",
 		config.KeyRegistriesToIgnore: "ignored.example",
 	})
 	g.Expect(testenv.WaitFor(ctx, wait, func(ctx context.Context) (bool, error) {
 		ci, err := clonedImage(ctx, f.hub, image)
-		return err == nil && ci.IsReady() && strings.HasPrefix(ci.Status.Backup, f.backup.Host+"/moved/"), err
+		return err == nil && ci.IsReady() && strings.HasPrefix(ci.Status.Backup, f.backupRegistry+"/moved/"), err
 	})).To(Succeed(), "the image was not backed up under the new BACKUP_REGISTRY")
 }

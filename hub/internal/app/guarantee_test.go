@@ -31,13 +31,13 @@ func (f *fleet) backupOptions() []remote.Option {
 }
 
 // startRefreshingFleet starts a fleet of one registered member whose hub re-resolves tags and
-// re-verifies backups every second.
-func startRefreshingFleet(t *testing.T) (*fleet, *testenv.Cluster) {
+// re-verifies backups every second; isolated as fleetOptions says.
+func startRefreshingFleet(t *testing.T, isolated bool) (*fleet, *testenv.Cluster) {
 	t.Helper()
-	f := startFleet(t, fleetOptions{members: 1})
+	f := startFleet(t, fleetOptions{isolated: isolated, members: 1})
 	m1 := f.members[0]
 	setConfig(t, f, map[string]string{
-		config.KeyBackupRegistry:     f.backup.Host + "/backups",
+		config.KeyBackupRegistry:     f.backupRegistry,
 		config.KeyTagRefreshInterval: "1s",
 		config.KeyVerifyInterval:     "1s",
 	})
@@ -78,7 +78,7 @@ func (f *fleet) pullable(ref name.Reference) error {
 // read the 404 of the source as the backup's, because both have the same host.
 func TestImages_sourceOnTheBackupsHostDeletedStaysReady(t *testing.T) {
 	g := NewWithT(t)
-	f, m1 := startRefreshingFleet(t)
+	f, m1 := startRefreshingFleet(t, false)
 	ctx := t.Context()
 
 	src, err := name.ParseReference(f.backup.Host + "/upstream/sameapp:v1")
@@ -120,7 +120,7 @@ func TestImages_sourceOnTheBackupsHostDeletedStaysReady(t *testing.T) {
 // the tag moved, after a pruned backup was copied again, and after a restart of the hub.
 func TestImages_pinnedDigestsSurviveGarbageCollection(t *testing.T) {
 	g := NewWithT(t)
-	f, m1 := startRefreshingFleet(t)
+	f, m1 := startRefreshingFleet(t, true)
 	ctx := t.Context()
 
 	image, first := f.seed("team/moving:stable")

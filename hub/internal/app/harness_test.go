@@ -42,11 +42,18 @@ const wait = 90 * time.Second
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
-	os.Exit(m.Run())
+	code := m.Run()
+	stopSuite()
+	os.Exit(code)
 }
 
 // fleet is a hub cluster running an in-process hub, member clusters, an anonymous upstream
 // registry and a backup registry with auth.
+//
+// Unless a test asks for its own (isolated), the clusters and registries are the package's
+// (see suite_test.go): the test's hub gets a namespace of its own in the hub cluster (ns) and
+// a BACKUP_REGISTRY path of its own (backupRegistry), and what it leaves in the clusters is
+// swept when it ends.
 type fleet struct {
 	t        *testing.T
 	hub      *testenv.Cluster
@@ -57,10 +64,17 @@ type fleet struct {
 	metrics  *prometheus.Registry
 	opts     fleetOptions
 	stopHub  func()
+	// ns is the hub's namespace: its ConfigMap, Secrets, Events and registrations.
+	ns string
+	// backupRegistry is the default BACKUP_REGISTRY of this test's hub.
+	backupRegistry string
 }
 
 type fleetOptions struct {
-	members int
+	// isolated starts clusters and registries for this test alone, for a test that stops one
+	// of them, garbage-collects the backup registry or changes a member's RBAC.
+	isolated bool
+	members  int
 	// configData is the hub's ConfigMap data; default BACKUP_REGISTRY = the backup registry.
 	configData map[string]string
 	// noPushSecret leaves the push credentials out.
@@ -80,33 +94,30 @@ type fleetOptions struct {
 func startFleet(t *testing.T, o fleetOptions) *fleet {
 	t.Helper()
 	g := NewWithT(t)
-	f := &fleet{t: t}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		f.upstream = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "upstream"})
-	}()
-	go func() {
-		defer wg.Done()
-		f.backup = testenv.StartRegistry(t, testenv.RegistryOptions{Name: "backup", Auth: true})
-	}()
-	names := []string{"hub"}
-	for i := range o.members {
-		names = append(names, fmt.Sprintf("member%d", i+1))
-	}
-	cs := testenv.StartClusters(t, testenv.ClusterOptions{CRDs: true}, names...)
-	wg.Wait()
-	f.hub, f.members = cs[0], cs[1:]
-
+	f := &fleet{t: t, ns: hubNS}
 	ctx := t.Context()
-	g.Expect(f.hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hubNS}})).To(Succeed())
+	if o.isolated {
+		f.startOwn(o.members)
+		g.Expect(f.hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}})).To(Succeed())
+		f.backupRegistry = f.backup.Host + "/backups"
+	} else {
+		s := sharedFleet(t)
+		g.Expect(o.members).To(BeNumerically("<=", len(s.members)), "the shared fleet has %d members", len(s.members))
+		f.hub, f.members, f.upstream, f.backup = s.hub, s.members[:o.members], s.upstream, s.backup
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "hub-"}}
+		g.Expect(f.hub.Client.Create(ctx, ns)).To(Succeed())
+		f.ns = ns.Name
+		f.backupRegistry = f.backup.Host + "/backups/" + ns.Name
+		// Registered first, so it runs after the hub has stopped.
+		t.Cleanup(func() { s.sweep(t) })
+	}
+
 	data := o.configData
 	if data == nil {
-		data = map[string]string{config.KeyBackupRegistry: f.backup.Host + "/backups"}
+		data = map[string]string{config.KeyBackupRegistry: f.backupRegistry}
 	}
 	g.Expect(f.hub.Client.Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: v1alpha1.ConfigMapName}, Data: data,
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: v1alpha1.ConfigMapName}, Data: data,
 	})).To(Succeed())
 	if !o.noPushSecret {
 		g.Expect(f.hub.Client.Create(ctx, f.pushSecret(f.backup.DockerConfigJSON()))).To(Succeed())
@@ -116,6 +127,32 @@ func startFleet(t *testing.T, o fleetOptions) *fleet {
 	f.startHub()
 	t.Cleanup(func() { f.stopHub() })
 	return f
+}
+
+// startOwn starts a hub cluster, members and both registries for this test alone.
+func (f *fleet) startOwn(members int) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		f.upstream = testenv.StartRegistry(f.t, testenv.RegistryOptions{Name: "upstream"})
+	}()
+	go func() {
+		defer wg.Done()
+		f.backup = testenv.StartRegistry(f.t, testenv.RegistryOptions{Name: "backup", Auth: true})
+	}()
+	cs := testenv.StartClusters(f.t, testenv.ClusterOptions{CRDs: true}, clusterNames(members)...)
+	wg.Wait()
+	f.hub, f.members = cs[0], cs[1:]
+}
+
+// clusterNames are the names of a hub cluster and n members.
+func clusterNames(n int) []string {
+	names := []string{"hub"}
+	for i := range n {
+		names = append(names, fmt.Sprintf("member%d", i+1))
+	}
+	return names
 }
 
 // startHub starts an in-process hub over the fleet, as startFleet's options say.
@@ -134,7 +171,7 @@ func (f *fleet) startHub() {
 	h, err := app.New(f.hub.Config, app.Options{
 		DashboardBindAddress: dashboardAddr,
 		MirrorOptions:        o.mirrorOptions,
-		Namespace:            hubNS,
+		Namespace:            f.ns,
 		LocalCluster:         o.local,
 		Observer:             o.observer,
 		Clusters: clusters.Options{
@@ -170,10 +207,10 @@ func setConfig(t *testing.T, f *fleet, data map[string]string) {
 	t.Helper()
 	g := NewWithT(t)
 	var cm corev1.ConfigMap
-	g.Expect(f.hub.Client.Get(t.Context(), client.ObjectKey{Namespace: hubNS, Name: v1alpha1.ConfigMapName}, &cm)).To(Succeed())
+	g.Expect(f.hub.Client.Get(t.Context(), client.ObjectKey{Namespace: f.ns, Name: v1alpha1.ConfigMapName}, &cm)).To(Succeed())
 	cm.Data = data
 	g.Expect(f.hub.Client.Update(t.Context(), &cm)).To(Succeed())
-	want, err := config.Parse(data, hubNS)
+	want, err := config.Parse(data, f.ns)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(testenv.WaitFor(t.Context(), wait, func(context.Context) (bool, error) {
 		cfg, _ := f.h.Settings.Current()
@@ -184,7 +221,7 @@ func setConfig(t *testing.T, f *fleet, data map[string]string) {
 
 func (f *fleet) pushSecret(dockerConfig []byte) *corev1.Secret {
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: config.DefaultPushSecretName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: config.DefaultPushSecretName},
 		Type:       corev1.SecretTypeDockerConfigJson,
 		Data:       map[string][]byte{corev1.DockerConfigJsonKey: dockerConfig},
 	}
@@ -207,7 +244,7 @@ func (f *fleet) seed(repoTag string) (string, v1.Hash) {
 // register registers member with the hub by a Secret in convention conv.
 func (f *fleet) register(member *testenv.Cluster, conv registration.Convention) *corev1.Secret {
 	f.t.Helper()
-	s := member.RegistrationSecret(conv, hubNS)
+	s := member.RegistrationSecret(conv, f.ns)
 	NewWithT(f.t).Expect(f.hub.Client.Create(f.t.Context(), s)).To(Succeed())
 	return s
 }

@@ -37,7 +37,7 @@ import (
 // one stays Ready.
 func TestImages_failedCopiesAreActionableAndOthersStayReady(t *testing.T) {
 	g := NewWithT(t)
-	f := startFleet(t, fleetOptions{members: 1})
+	f := startFleet(t, fleetOptions{isolated: true, members: 1})
 	ctx := t.Context()
 	m1 := f.members[0]
 	f.register(m1, registration.Label)
@@ -200,7 +200,7 @@ func boundedCopies(t *testing.T, bound, images int, mirrorOptions []mirror.Optio
 	t.Cleanup(release) // before the hub stops
 	ctx := t.Context()
 	setConfig(t, f, map[string]string{
-		config.KeyBackupRegistry:          f.backup.Host + "/backups",
+		config.KeyBackupRegistry:          f.backupRegistry,
 		config.KeyMaxConcurrentReconciles: fmt.Sprint(bound),
 	})
 	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {

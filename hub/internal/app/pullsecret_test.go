@@ -24,13 +24,13 @@ func (f *fleet) setPullSecret(payload string) {
 	g := NewWithT(f.t)
 	ctx := f.t.Context()
 	s := &corev1.Secret{}
-	err := f.hub.Client.Get(ctx, client.ObjectKey{Namespace: hubNS, Name: v1alpha1.PullSecretName}, s)
+	err := f.hub.Client.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: v1alpha1.PullSecretName}, s)
 	if client.IgnoreNotFound(err) != nil {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	if err != nil {
 		g.Expect(f.hub.Client.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: v1alpha1.PullSecretName},
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: v1alpha1.PullSecretName},
 			Type:       corev1.SecretTypeDockerConfigJson,
 			Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(payload)},
 		})).To(Succeed())
@@ -80,7 +80,7 @@ func pullSecretErrors(t *testing.T) float64 {
 // team-x (where the Role is), not in image-cloner-system.
 func TestPullSecret_retriedWithBackoffInTheRegisteredNamespace(t *testing.T) {
 	g := NewWithT(t)
-	f := startFleet(t, fleetOptions{members: 1})
+	f := startFleet(t, fleetOptions{isolated: true, members: 1})
 	ctx := t.Context()
 	m1 := f.members[0]
 	const ns = "team-x"
@@ -117,11 +117,11 @@ func TestPullSecret_retriedWithBackoffInTheRegisteredNamespace(t *testing.T) {
 // Secret yet: the hub creates it); rotating the hub's pull Secret reaches both.
 func TestPullSecret_rotatedCredentialReachesEveryMember(t *testing.T) {
 	g := NewWithT(t)
-	f := startFleet(t, fleetOptions{members: 2})
+	f := startFleet(t, fleetOptions{isolated: true, members: 2})
 	ctx := t.Context()
 	m1, m2 := f.members[0], f.members[1]
 	f.setPullSecret(`{"auths":{"backup.example":{"auth":"b25lOm9uZQ=="}}}`)
-	_, err := enroll.Register(ctx, enroll.Options{Member: m1.Config, Name: "least", Hub: f.hub.Client, HubNamespace: hubNS})
+	_, err := enroll.Register(ctx, enroll.Options{Member: m1.Config, Name: "least", Hub: f.hub.Client, HubNamespace: f.ns})
 	g.Expect(err).NotTo(HaveOccurred())
 	ensureNamespace(t, m2, v1alpha1.DefaultNamespace)
 	f.register(m2, registration.ClusterAPI)

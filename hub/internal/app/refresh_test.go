@@ -21,7 +21,7 @@ import (
 // the source is then deleted upstream, the backup stays Ready.
 func TestImages_movedTagsAreCopiedAgainAndPrunedBackupsRestored(t *testing.T) {
 	g := NewWithT(t)
-	f, m1 := startRefreshingFleet(t)
+	f, m1 := startRefreshingFleet(t, false)
 	ctx := t.Context()
 
 	image, first := f.seed("team/moving:stable")

@@ -25,20 +25,20 @@ import (
 // member with it, including handing over the pull-only credentials.
 func TestRegister_mintsALeastPrivilegeKubeconfig(t *testing.T) {
 	g := NewWithT(t)
-	f := startFleet(t, fleetOptions{members: 1})
+	f := startFleet(t, fleetOptions{isolated: true, members: 1})
 	ctx := t.Context()
 	m1 := f.members[0]
 
 	pull := []byte(`{"auths":{"` + f.backup.Host + `":{"auth":"cHVsbGVyOnB1bGw="}}}`)
 	g.Expect(f.hub.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: hubNS, Name: v1alpha1.PullSecretName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: v1alpha1.PullSecretName},
 		Type:       corev1.SecretTypeDockerConfigJson,
 		Data:       map[string][]byte{corev1.DockerConfigJsonKey: pull},
 	})).To(Succeed())
 	ensureNamespace(t, m1, "default")
 	g.Expect(m1.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "private"}})).To(Succeed())
 
-	s, err := enroll.Register(ctx, enroll.Options{Member: m1.Config, Name: "least", Hub: f.hub.Client, HubNamespace: hubNS})
+	s, err := enroll.Register(ctx, enroll.Options{Member: m1.Config, Name: "least", Hub: f.hub.Client, HubNamespace: f.ns})
 	g.Expect(err).NotTo(HaveOccurred())
 	var stored corev1.Secret
 	g.Expect(f.hub.Client.Get(ctx, client.ObjectKeyFromObject(s), &stored)).To(Succeed())

@@ -36,7 +36,7 @@ func TestImages_registrationsOfOneAPIServerDoNotFight(t *testing.T) {
 	m := f.members[0]
 	const registrations = 4
 	for i := range registrations {
-		s := m.RegistrationSecret(registration.Label, hubNS)
+		s := m.RegistrationSecret(registration.Label, f.ns)
 		s.Name = fmt.Sprintf("%s-%d", s.Name, i)
 		g.Expect(f.hub.Client.Create(ctx, s)).To(Succeed())
 	}

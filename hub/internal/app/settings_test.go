@@ -21,7 +21,7 @@ func TestSettings_missingBackupRegistrySaysWhatAndWhere(t *testing.T) {
 	g := NewWithT(t)
 	f := startFleet(t, fleetOptions{configData: map[string]string{"MAX_CONCURRENT_RECONCILES": "3"}})
 	ctx := t.Context()
-	const want = "BACKUP_REGISTRY is empty: set it in ConfigMap image-cloner-system/image-cloner-configuration"
+	want := "BACKUP_REGISTRY is empty: set it in ConfigMap " + f.ns + "/image-cloner-configuration"
 
 	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) { return f.h.Settings.Err() != nil, nil })).To(Succeed())
 	g.Expect(f.h.Settings.Err()).To(MatchError(want))
@@ -31,7 +31,7 @@ func TestSettings_missingBackupRegistrySaysWhatAndWhere(t *testing.T) {
 
 	g.Expect(testenv.WaitFor(ctx, wait, func(ctx context.Context) (bool, error) {
 		var list corev1.EventList
-		if err := f.hub.Client.List(ctx, &list, client.InNamespace(hubNS)); err != nil {
+		if err := f.hub.Client.List(ctx, &list, client.InNamespace(f.ns)); err != nil {
 			return false, err
 		}
 		for _, e := range list.Items {
@@ -45,7 +45,7 @@ func TestSettings_missingBackupRegistrySaysWhatAndWhere(t *testing.T) {
 	})).To(Succeed(), "no Warning Event on the ConfigMap saying %q", want)
 
 	var cm corev1.ConfigMap
-	g.Expect(f.hub.Client.Get(ctx, client.ObjectKey{Namespace: hubNS, Name: v1alpha1.ConfigMapName}, &cm)).To(Succeed())
+	g.Expect(f.hub.Client.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: v1alpha1.ConfigMapName}, &cm)).To(Succeed())
 	cm.Data["BACKUP_REGISTRY"] = f.backup.Host + "/fixed"
 	g.Expect(f.hub.Client.Update(ctx, &cm)).To(Succeed())
 	g.Expect(testenv.WaitFor(ctx, wait, func(context.Context) (bool, error) {
