@@ -192,6 +192,23 @@ func TestCopy_copiesOCIReferrersAndListsThem(t *testing.T) {
 	}
 }
 
+// pushBundled pushes library/app:1.0 to the source with one OCI referrer, a sigstore bundle,
+// and returns the image, its reference and digest, and the bundle's digest.
+func (e *env) pushBundled(t *testing.T) (v1.Image, name.Reference, v1.Hash, v1.Hash) {
+	t.Helper()
+	img := randomImage(t, 2)
+	src, digest := e.push("library/app:1.0", img)
+	bundle := artifact(t, "application/vnd.dev.sigstore.bundle.v0.3+json", descriptorOf(t, img))
+	bundleDigest, err := bundle.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(src.Context().Digest(bundleDigest.String()), bundle); err != nil {
+		t.Fatal(err)
+	}
+	return img, src, digest, bundleDigest
+}
+
 // Without the referrers API, a registry lists the referrers of sha256:<hex> in an index tagged
 // sha256-<hex>. When another tool's manifest holds that tag, the Mirror leaves it alone: Copy
 // reports the OCI referrers it could not list, says what holds the tag, and still copies
@@ -213,12 +230,7 @@ func TestCopy_reportsReferrersTheDestinationCannotList(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			e := newReferrersEnv(t, true, false)
-			img := randomImage(t, 2)
-			src, digest := e.push("library/app:1.0", img)
-			bundle := artifact(t, "application/vnd.dev.sigstore.bundle.v0.3+json", descriptorOf(t, img))
-			bundleDigest, err := bundle.Digest()
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(remote.Write(src.Context().Digest(bundleDigest.String()), bundle)).To(Succeed())
+			img, src, digest, bundleDigest := e.pushBundled(t)
 			sigTag := cosignTag(digest, "sig")
 			_, sigDigest := e.push("library/app:"+sigTag, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
 			dst := e.dst.ref(t, "backup/app:1.0")
@@ -259,12 +271,7 @@ func TestCopy_reportsReferrersTheDestinationCannotList(t *testing.T) {
 func TestCopy_takesOverAnOldDigestTag(t *testing.T) {
 	g := NewWithT(t)
 	e := newReferrersEnv(t, true, false)
-	img := randomImage(t, 2)
-	src, digest := e.push("library/app:1.0", img)
-	bundle := artifact(t, "application/vnd.dev.sigstore.bundle.v0.3+json", descriptorOf(t, img))
-	bundleDigest, err := bundle.Digest()
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(remote.Write(src.Context().Digest(bundleDigest.String()), bundle)).To(Succeed())
+	img, src, digest, bundleDigest := e.pushBundled(t)
 	dst := e.dst.ref(t, "backup/app:1.0")
 	oldTag := dst.Context().Tag(digest.Algorithm + "-" + digest.Hex)
 	g.Expect(remote.Write(dst, img)).To(Succeed())
