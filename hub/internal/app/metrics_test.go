@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -24,32 +23,18 @@ func TestMetrics_rulesUseExportedMetrics(t *testing.T) {
 	rec := &promrules.Recorder{Next: prometheus.NewRegistry()}
 	_, err := app.New(hub.Config, app.Options{MetricsRegistry: rec, SkipNameValidation: true})
 	g.Expect(err).NotTo(HaveOccurred())
-	own, err := rec.Inventory()
+	c, err := promrules.LoadComponent(rec, ctrlmetrics.Registry, "hub")
 	g.Expect(err).NotTo(HaveOccurred())
-	// What the hub's endpoint serves besides: controller-runtime's registry (its own metrics,
-	// client-go's, the Go runtime's).
-	shared, err := promrules.Gathered(ctrlmetrics.Registry)
-	g.Expect(err).NotTo(HaveOccurred())
-	inv := promrules.Merge(own, shared)
-	g.Expect(promrules.Collisions(inv)).To(BeEmpty(), "labels Prometheus would rename to exported_*")
+	g.Expect(c.Problems()).To(BeEmpty())
 
-	root, err := promrules.RepoRoot()
-	g.Expect(err).NotTo(HaveOccurred())
-	rules, err := promrules.LoadPrometheusRule(filepath.Join(root, "deploy", "monitoring", "hub", "prometheusrule.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-	tests, err := promrules.LoadUnitTests(filepath.Join(root, "deploy", "monitoring", "tests", "hub.test.yaml"))
-	g.Expect(err).NotTo(HaveOccurred())
-
-	g.Expect(promrules.Check(rules.Spec, inv)).To(BeEmpty())
-	g.Expect(promrules.CheckSeries(tests.Series(), inv)).To(BeEmpty())
-
-	used := usedMetrics(t, rules.Spec)
+	used := usedMetrics(t, c.Rules.Spec)
 	g.Expect(used).To(ContainElements("image_cloner_cluster_connected", "image_cloner_images", "image_cloner_backup_registry_up",
 		"image_cloner_copy_queue_depth", "image_cloner_copies_total", "image_cloner_pull_limit", "image_cloner_pull_limit_remaining"))
 	for _, m := range used {
-		renamed := inv.Without(m)
-		g.Expect(promrules.Check(rules.Spec, renamed)).To(ContainElement(ContainSubstring("metric "+m+" is not exported")), "renaming %s", m)
-		g.Expect(promrules.CheckSeries(tests.Series(), renamed)).To(ContainElement(ContainSubstring("metric "+m+" is not exported")), "renaming %s", m)
+		problems := c.Without(m).Problems()
+		notExported := ContainSubstring("metric " + m + " is not exported")
+		g.Expect(problems).To(ContainElement(And(HavePrefix("group "), notExported)), "renaming %s: in the rules", m)
+		g.Expect(problems).To(ContainElement(And(HavePrefix("input series "), notExported)), "renaming %s: in the tests' series", m)
 	}
 }
 
