@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -35,6 +36,16 @@ func TestMetrics_rulesUseExportedMetrics(t *testing.T) {
 		notExported := ContainSubstring("metric " + m + " is not exported")
 		g.Expect(problems).To(ContainElement(And(HavePrefix("group "), notExported)), "renaming %s: in the rules", m)
 		g.Expect(problems).To(ContainElement(And(HavePrefix("input series "), notExported)), "renaming %s: in the tests' series", m)
+	}
+
+	// The Grafana dashboard queries what the hub exports, and only that.
+	root, err := promrules.RepoRoot()
+	g.Expect(err).NotTo(HaveOccurred())
+	dashboard, err := promrules.LoadGrafanaDashboard(filepath.Join(root, "deploy", "monitoring", "grafana", "image-cloner-hub.json"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(promrules.Check(dashboard, c.Inventory)).To(BeEmpty())
+	for _, m := range usedMetrics(t, dashboard) {
+		g.Expect(promrules.Check(dashboard, c.Without(m).Inventory)).To(ContainElement(ContainSubstring("metric "+m+" is not exported")), "renaming %s: in the dashboard", m)
 	}
 }
 
