@@ -557,6 +557,25 @@ func TestAgent(t *testing.T) {
 		g.Expect(ours).To(Equal(2.0), "once, then once reinvoked after the injector changed the Pod")
 		g.Expect(theirs).To(Equal(int64(1)))
 
+		// A Deployment's Pod, of a revision made before the app's backup was Ready: in auto the
+		// template's containers are the patcher's, the injected sidecar is ours.
+		d := agenttest.Deployment(ns, "web", appImage, appImage)
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		labels := map[string]string{"app": "web"}
+		rs := &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-6b8d7",
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))}},
+			Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: agenttest.PodSpec(appImage, appImage)}},
+		}
+		g.Expect(c.Create(ctx, rs)).To(Succeed())
+		dp := pod()
+		dp.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}
+		g.Expect(c.Create(ctx, dp)).To(Succeed())
+		g.Expect(images(dp)).To(Equal(map[string]string{
+			"initContainers/init": appImage, "containers/main": appImage, "containers/" + sidecarName: sidecarBackup,
+		}))
+
 		// Control: without reinvocation the sidecar keeps its upstream image.
 		setReinvocation(admissionregistrationv1.NeverReinvocationPolicy, sidecarImage)
 		defer setReinvocation(admissionregistrationv1.IfNeededReinvocationPolicy, sidecarBackup)
