@@ -471,6 +471,31 @@ func TestAgent(t *testing.T) {
 			g.Expect(c.Create(ctx, tc.pod)).To(Succeed(), tc.name)
 			g.Expect(workload.Images(tc.pod)).To(Equal([]string{tc.want}), tc.name)
 		}
+		// A ReplicaSet the webhook may not read (a real Forbidden from the API server, for a
+		// user without RBAC): the whole Pod is rewritten, as in workload mode.
+		nobody, err := cluster.Env.AddUser(envtest.User{Name: "no-rights"}, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		forbidden, err := client.New(nobody.Config(), client.Options{Scheme: testenv.Scheme()})
+		g.Expect(err).NotTo(HaveOccurred())
+		m := &admission.Mutator{Reader: mc, APIReader: forbidden, Lookup: &backups.Lookup{Reader: mc},
+			Policy: backups.FromConfigMap(mc, agentNS), Decoder: webhookadmission.NewDecoder(testenv.Scheme())}
+		fp := owned("web-5f7c9-z", *metav1.NewControllerRef(deployRS, rsKind))
+		fp.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+		raw, err := json.Marshal(fp)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp := m.Handle(ctx, webhookadmission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			UID: "forbidden", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+			Namespace: ns, Name: fp.Name, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw},
+		}})
+		g.Expect(resp.Allowed).To(BeTrue())
+		var imagePatches []any
+		for _, p := range resp.Patches {
+			if strings.HasSuffix(p.Path, "/image") {
+				imagePatches = append(imagePatches, p.Value)
+			}
+		}
+		g.Expect(imagePatches).To(ConsistOf(backup, backup), "both containers rewritten")
+
 		// Control: the same Deployment's Pod in workload mode is rewritten, so the check above
 		// can fail.
 		setConfig(g, "REWRITE_MODE", "workload")
