@@ -127,6 +127,9 @@ func TestRBAC_leastPrivilege(t *testing.T) {
 			mayNot("delete", w.group, w.resource, "app", "x", "only patches existing workloads"))
 	}
 	agent = append(agent,
+		may("get", "apps", "replicasets", "app", "web-7d4b9", "REWRITE_MODE=auto: whether a Deployment owns a Pod's ReplicaSet"),
+		mayNot("list", "apps", "replicasets", "app", "", "reads one ReplicaSet per Pod, caches none"),
+		mayNot("update", "apps", "replicasets", "app", "web-7d4b9", "patches Deployments, never their ReplicaSets"),
 		may("create", "", "secrets", "app", "", "the pull Secret copy in each namespace"),
 		may("update", "", "secrets", "app", v1alpha1.NamespacePullSecretName, "the pull Secret copy in each namespace"),
 		may("delete", "", "secrets", "app", v1alpha1.NamespacePullSecretName, "removing copies from ignored namespaces"),

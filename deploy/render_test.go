@@ -129,27 +129,29 @@ func checkObjects(t testing.TB, objs []*unstructured.Unstructured) []string {
 			bad("%s %s: only Deployments are expected; extend checkObjects for it", u.GetKind(), u.GetName())
 		case "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration":
 			type hook struct {
-				Name           string
-				FailurePolicy  *string
-				TimeoutSeconds *int32
-				Service        *struct{ Name, Namespace string }
+				Name               string
+				FailurePolicy      *string
+				TimeoutSeconds     *int32
+				Service            *struct{ Name, Namespace string }
+				ReinvocationPolicy *string
 			}
 			var hooks []hook
 			raw, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
 			for _, w := range raw {
 				b, _ := json.Marshal(w)
 				var h struct {
-					Name           string `json:"name"`
-					FailurePolicy  *string
-					TimeoutSeconds *int32
-					ClientConfig   struct {
+					Name               string `json:"name"`
+					FailurePolicy      *string
+					TimeoutSeconds     *int32
+					ReinvocationPolicy *string `json:"reinvocationPolicy"`
+					ClientConfig       struct {
 						Service *struct{ Name, Namespace string }
 					}
 				}
 				if err := json.Unmarshal(b, &h); err != nil {
 					t.Fatal(err)
 				}
-				hooks = append(hooks, hook{h.Name, h.FailurePolicy, h.TimeoutSeconds, h.ClientConfig.Service})
+				hooks = append(hooks, hook{h.Name, h.FailurePolicy, h.TimeoutSeconds, h.ClientConfig.Service, h.ReinvocationPolicy})
 			}
 			if len(hooks) == 0 {
 				bad("%s %s has no webhooks", u.GetKind(), u.GetName())
@@ -164,6 +166,10 @@ func checkObjects(t testing.TB, objs []*unstructured.Unstructured) []string {
 				}
 				if h.Service == nil || find(objs, "Service", h.Service.Name) == nil {
 					bad("webhook %s: its Service is not in the overlay", h.Name)
+				}
+				// IfNeeded: sidecars injected by webhooks that run after ours are rewritten too.
+				if u.GetKind() == "MutatingWebhookConfiguration" && (h.ReinvocationPolicy == nil || *h.ReinvocationPolicy != "IfNeeded") {
+					bad("webhook %s: reinvocationPolicy must be IfNeeded (deploy/webhooks explains why)", h.Name)
 				}
 			}
 		case "ClusterRole", "Role":
@@ -303,6 +309,12 @@ func TestCheckObjects_catchesBrokenManifests(t *testing.T) {
 			w := find(objs, "MutatingWebhookConfiguration", "image-cloner-mutating")
 			hs, _, _ := unstructured.NestedSlice(w.Object, "webhooks")
 			hs[1].(map[string]any)["timeoutSeconds"] = int64(30)
+			_ = unstructured.SetNestedSlice(w.Object, hs, "webhooks")
+		},
+		"reinvocation Never": func(objs []*unstructured.Unstructured) {
+			w := find(objs, "MutatingWebhookConfiguration", "image-cloner-mutating")
+			hs, _, _ := unstructured.NestedSlice(w.Object, "webhooks")
+			hs[0].(map[string]any)["reinvocationPolicy"] = "Never"
 			_ = unstructured.SetNestedSlice(w.Object, hs, "webhooks")
 		},
 		"hub patches deployments": func(objs []*unstructured.Unstructured) {

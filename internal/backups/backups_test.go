@@ -127,6 +127,13 @@ func TestFromConfigMap_defaultsWithoutOneAndFailsOnABadOne(t *testing.T) {
 	g.Expect(s.PinDigest).To(BeFalse())
 	g.Expect(s.Namer).NotTo(BeNil())
 
+	s, err = FromConfigMap(lookup(t, cm(map[string]string{"BACKUP_REGISTRY": "quay.io/acme", "REWRITE_MODE": "auto"})).Reader, "agent")(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.AutoMode()).To(BeTrue())
+	g.Expect(s.PodMode()).To(BeFalse(), "auto patches workloads")
+
 	_, err = FromConfigMap(lookup(t, cm(map[string]string{"BACKUP_REGISTRY": "quay.io/acme", "WEBHOOK_MODE": "block"})).Reader, "agent")(ctx)
 	g.Expect(err).To(MatchError(ContainSubstring("WEBHOOK_MODE")))
+	_, err = FromConfigMap(lookup(t, cm(map[string]string{"BACKUP_REGISTRY": "quay.io/acme", "REWRITE_MODE": "automatic"})).Reader, "agent")(ctx)
+	g.Expect(err).To(MatchError(ContainSubstring(`REWRITE_MODE is "automatic"`)))
 }

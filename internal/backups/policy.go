@@ -37,6 +37,11 @@ const (
 	// RewritePod leaves workload specs untouched and rewrites only Pods at admission, for
 	// GitOps users whose Argo CD or Flux would revert a patched workload.
 	RewritePod RewriteMode = "pod"
+	// RewriteAuto patches workloads as RewriteWorkload does, and rewrites at admission only
+	// what no patched template declares: every container of a Pod no patched workload owns
+	// (bare, a Job's, a custom resource's), the injected containers (sidecars) of one that a
+	// patched workload owns. pkg/config's RewriteAuto says it in full.
+	RewriteAuto RewriteMode = "auto"
 )
 
 // Policy is the configuration the patcher, the pull secrets and the webhooks act on.
@@ -49,7 +54,8 @@ type Policy struct {
 	PinDigest bool
 	// WebhookMode is Warn or Enforce (WEBHOOK_MODE); empty means Warn.
 	WebhookMode WebhookMode
-	// RewriteMode is RewriteWorkload or RewritePod (REWRITE_MODE); empty means RewriteWorkload.
+	// RewriteMode is RewriteWorkload, RewritePod or RewriteAuto (REWRITE_MODE); empty means
+	// RewriteWorkload.
 	RewriteMode RewriteMode
 	// Namer, when BACKUP_REGISTRY is set, recognises references under the backup registry.
 	Namer *imageref.Namer
@@ -93,6 +99,10 @@ func (s *Policy) Enforcing() bool { return s.WebhookMode == Enforce }
 // PodMode reports whether only Pods are rewritten (GitOps mode).
 func (s *Policy) PodMode() bool { return s.RewriteMode == RewritePod }
 
+// AutoMode reports whether Pods are rewritten only where no patched workload template
+// declares the container (RewriteAuto).
+func (s *Policy) AutoMode() bool { return s.RewriteMode == RewriteAuto }
+
 // FromConfig returns the Policy of a parsed configuration.
 func FromConfig(c *config.Config) *Policy {
 	s := &Policy{
@@ -107,8 +117,11 @@ func FromConfig(c *config.Config) *Policy {
 	if c.WebhookMode == config.WebhookEnforce {
 		s.WebhookMode = Enforce
 	}
-	if c.RewriteMode == config.RewritePod {
+	switch c.RewriteMode {
+	case config.RewritePod:
 		s.RewriteMode = RewritePod
+	case config.RewriteAuto:
+		s.RewriteMode = RewriteAuto
 	}
 	return s
 }

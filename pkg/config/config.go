@@ -68,14 +68,25 @@ const (
 	WebhookWarn WebhookMode = "warn"
 )
 
-// RewriteMode is where the agent points images at their backups.
+// RewriteMode is where the agent points images at their backups (REWRITE_MODE).
 type RewriteMode string
 
 const (
-	// RewriteWorkload patches the workload's pod template.
+	// RewriteWorkload (the default) patches the pod templates of Deployments, DaemonSets,
+	// StatefulSets and CronJobs, and also rewrites every Pod at admission, whatever owns it:
+	// a Pod whose template is patched later is pointed at the backup at once.
 	RewriteWorkload RewriteMode = "workload"
-	// RewritePod rewrites pods at admission and leaves workloads as their owners wrote them.
+	// RewritePod rewrites Pods at admission and leaves workloads as their owners wrote them
+	// (for GitOps: Argo CD or Flux would revert a patched workload).
 	RewritePod RewriteMode = "pod"
+	// RewriteAuto patches workloads as RewriteWorkload does and rewrites at admission only
+	// what no patched template declares: every container of a Pod that no patched workload
+	// owns (a bare Pod, a Job's, a custom resource's such as a CloudNativePG Cluster or a
+	// Tekton TaskRun, a ReplicaSet's that no Deployment owns), and, in a Pod of a Deployment
+	// (through its ReplicaSet), DaemonSet or StatefulSet, the containers its template does not
+	// declare (sidecars injected by other webhooks). The template's own containers are left to
+	// the workload patch, so each Pod runs what its workload says.
+	RewriteAuto RewriteMode = "auto"
 )
 
 // Config is the parsed ConfigMap.
@@ -191,10 +202,10 @@ func Parse(data map[string]string, namespace string) (*Config, error) {
 	c.RewriteMode = DefaultRewriteMode
 	if v, ok := p.get(KeyRewriteMode); ok && v != "" {
 		switch m := RewriteMode(strings.ToLower(v)); m {
-		case RewriteWorkload, RewritePod:
+		case RewriteWorkload, RewritePod, RewriteAuto:
 			c.RewriteMode = m
 		default:
-			p.fail(KeyRewriteMode, v, `"workload" or "pod"`)
+			p.fail(KeyRewriteMode, v, `"workload", "pod" or "auto"`)
 		}
 	}
 

@@ -125,7 +125,10 @@ func TestParse_invalidValuesNameKeyAndFix(t *testing.T) {
 		{"REGISTRIES_TO_IGNORE", "ghcr.io/org", []string{"REGISTRIES_TO_IGNORE lists \"ghcr.io/org\""}},
 		{"REGISTRIES_TO_IGNORE", "bad host", []string{"REGISTRIES_TO_IGNORE"}},
 		{"WEBHOOK_MODE", "deny", []string{"WEBHOOK_MODE", `"enforce" or "warn"`}},
-		{"REWRITE_MODE", "node", []string{"REWRITE_MODE", `"workload" or "pod"`}},
+		{"REWRITE_MODE", "node", []string{"REWRITE_MODE", `"workload", "pod" or "auto"`}},
+		// Near misses of auto are refused, not taken for a mode they resemble.
+		{"REWRITE_MODE", "automatic", []string{`REWRITE_MODE is "automatic"`, `"workload", "pod" or "auto"`}},
+		{"REWRITE_MODE", "auto,pod", []string{`REWRITE_MODE is "auto,pod"`}},
 	} {
 		data := map[string]string{"BACKUP_REGISTRY": "quay.io/acme"}
 		data[tc.key] = tc.value
@@ -217,5 +220,23 @@ func TestConfig_Equal_seesAChangeOfEverySetting(t *testing.T) {
 	}
 	for _, k := range config.Keys() {
 		g.Expect(values).To(HaveKey(k), "every key needs a case here")
+	}
+}
+
+func TestParse_rewriteModes(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  config.RewriteMode
+	}{
+		{"", config.RewriteWorkload},
+		{"workload", config.RewriteWorkload},
+		{"pod", config.RewritePod},
+		{"auto", config.RewriteAuto},
+		{" AUTO ", config.RewriteAuto},
+	} {
+		c, err := config.Parse(map[string]string{"BACKUP_REGISTRY": "quay.io/acme", "REWRITE_MODE": tc.value}, ns)
+		g := NewWithT(t)
+		g.Expect(err).NotTo(HaveOccurred(), "%q", tc.value)
+		g.Expect(c.RewriteMode).To(Equal(tc.want), "%q", tc.value)
 	}
 }

@@ -126,7 +126,7 @@ func checkConfig(t *testing.T, c *config.Config, data map[string]string, namespa
 	if c.WebhookMode != config.WebhookEnforce && c.WebhookMode != config.WebhookWarn {
 		t.Fatalf("webhook mode %q", c.WebhookMode)
 	}
-	if c.RewriteMode != config.RewriteWorkload && c.RewriteMode != config.RewritePod {
+	if c.RewriteMode != config.RewriteWorkload && c.RewriteMode != config.RewritePod && c.RewriteMode != config.RewriteAuto {
 		t.Fatalf("rewrite mode %q", c.RewriteMode)
 	}
 	if again, err := config.Parse(data, namespace); err != nil || !slices.Equal(again.IgnoredNamespaces, c.IgnoredNamespaces) || again.BackupRegistry != c.BackupRegistry {

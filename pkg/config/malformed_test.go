@@ -31,7 +31,7 @@ func TestParse_malformedValuesNameKeyAndExpectation(t *testing.T) {
 		config.KeyVerifyInterval:          "a duration from 1s to 720h",
 		config.KeyRegistriesToIgnore:      "not a registry host",
 		config.KeyWebhookMode:             `"enforce" or "warn"`,
-		config.KeyRewriteMode:             `"workload" or "pod"`,
+		config.KeyRewriteMode:             `"workload", "pod" or "auto"`,
 	}
 	common := []row{
 		{"\u202eevil", []string{`"\u202eevil"`}},
@@ -68,7 +68,7 @@ func TestParse_malformedValuesNameKeyAndExpectation(t *testing.T) {
 			{"ghcr.io/org", nil}, {"bad host", nil}, {"ghcr.io,,quay.io/x", []string{`"quay.io/x"`}},
 		},
 		config.KeyWebhookMode: {{"deny", nil}, {"enforce,warn", nil}},
-		config.KeyRewriteMode: {{"node", nil}, {"Workloads", nil}},
+		config.KeyRewriteMode: {{"node", nil}, {"Workloads", nil}, {"auto mode", nil}},
 	}
 	for _, key := range fuzzKeys {
 		for _, r := range append(perKey[key], common...) {

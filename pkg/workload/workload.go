@@ -131,6 +131,12 @@ func Images(obj client.Object) []string {
 // (a second rewrite keeps the first original, so Restore always goes back to the start).
 // It returns the refs it changed.
 func Rewrite(obj client.Object, rewrite func(image string) (string, bool)) ([]Ref, error) {
+	return RewriteRefs(obj, func(r Ref) (string, bool) { return rewrite(r.Image) })
+}
+
+// RewriteRefs is Rewrite for callers that decide per container rather than per image: rewrite
+// is given each container's Ref (list, name and current image).
+func RewriteRefs(obj client.Object, rewrite func(Ref) (string, bool)) ([]Ref, error) {
 	spec, err := PodSpec(obj)
 	if err != nil {
 		return nil, err
@@ -141,11 +147,11 @@ func Rewrite(obj client.Object, rewrite func(image string) (string, bool)) ([]Re
 	}
 	var changed []Ref
 	set := func(list string, name string, image *string) {
-		to, ok := rewrite(*image)
+		r := Ref{list, name, *image}
+		to, ok := rewrite(r)
 		if !ok || to == *image {
 			return
 		}
-		r := Ref{list, name, *image}
 		if _, seen := originals[r.Key()]; !seen {
 			originals[r.Key()] = *image
 		}

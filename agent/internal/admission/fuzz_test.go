@@ -153,8 +153,12 @@ func FuzzMutate(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, kind, op uint8, namespace string, object, old []byte, image string) {
 		s := backups.Defaults(apiv1.DefaultNamespace)
-		if op&0x10 != 0 {
+		switch {
+		case op&0x10 != 0:
 			s.RewriteMode = backups.RewritePod
+		case op&0x40 != 0:
+			// Pods' ownerReferences in the fuzzed JSON lead to the owner lookup.
+			s.RewriteMode = backups.RewriteAuto
 		}
 		_, m, c := fixture(t, s)
 		if op&0x20 != 0 {

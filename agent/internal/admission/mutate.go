@@ -46,6 +46,9 @@ type Mutator struct {
 	Backups *RegistryProbe
 	// Recorder records the BackupUnavailable Events; optional.
 	Recorder events.EventRecorder
+	// APIReader, optional, reads the ReplicaSet of a Pod in REWRITE_MODE=auto, past the cache
+	// (the agent caches no ReplicaSets); Reader when nil.
+	APIReader client.Reader
 }
 
 // ReasonBackupUnavailable is the reason of the Warning Event recorded when Pods keep their
@@ -54,9 +57,14 @@ const ReasonBackupUnavailable = "BackupUnavailable"
 
 // Handle rewrites the images of the object that have a Ready backup, records the originals in
 // workload.OriginalImagesAnnotation, and references the namespace's pull secret when the agent
-// keeps one there. Pods are rewritten on CREATE only; workloads, in workload mode, on CREATE
-// and UPDATE (so re-applying a manifest keeps the backup), Jobs on CREATE only (their pod
-// template is immutable).
+// keeps one there. Pods are rewritten on CREATE only; workloads, in workload and auto modes, on
+// CREATE and UPDATE (so re-applying a manifest keeps the backup), Jobs on CREATE only (their
+// pod template is immutable). In auto mode a Pod's containers that the template of a patched
+// workload declares (see patchedOwnerOf) are left as they are: the patcher's.
+//
+// Handle is idempotent, so the API server may call it again (reinvocationPolicy IfNeeded) after
+// a later webhook added containers: what it rewrote is a backup by then, and only the added
+// containers change.
 func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	resp, result := m.handle(ctx, req)
 	requestsTotal.WithLabelValues("mutate", req.Kind.Kind, result).Inc()
@@ -95,8 +103,29 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		return admission.Allowed(why), resultExcluded
 	}
 
+	// In auto mode the containers a patched workload's template declares are the patcher's:
+	// the Pod keeps them as the template says, and only the others are rewritten here.
+	var owner *patchedOwner
+	if pod, ok := obj.(*corev1.Pod); ok && s.AutoMode() {
+		if owner, err = m.patchedOwner(ctx, ns, pod); err != nil {
+			// Rewriting the whole Pod, as REWRITE_MODE=workload would, covers every image.
+			logf.FromContext(ctx).Info("Rewriting the whole Pod: its owner could not be read", "pod", klog.KRef(ns, podName(req, pod)), "reason", err.Error())
+			owner = nil
+		}
+	}
+	leave := func(r workload.Ref) bool { return owner != nil && declares(owner.Template, r) }
+	var images []string
+	if spec, err := workload.PodSpec(obj); err == nil {
+		for _, r := range workload.Refs(spec) {
+			if r.Image != "" && !leave(r) && !slices.Contains(images, r.Image) {
+				images = append(images, r.Image)
+			}
+		}
+	}
+	slices.Sort(images)
+
 	targets := map[string]string{}
-	for _, img := range workload.Images(obj) {
+	for _, img := range images {
 		d, err := m.Lookup.Decide(ctx, s, img)
 		if errors.Is(err, imageref.ErrInvalidReference) {
 			continue
@@ -116,10 +145,16 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		if len(fallback) > 0 {
 			return admission.Allowed("backup registry not answering").WithWarnings(fallback...), resultFallback
 		}
+		if owner != nil {
+			return admission.Allowed("REWRITE_MODE=auto: " + owner.Kind + " " + owner.Name + "'s template is patched instead"), resultAllowed
+		}
 		return admission.Allowed("no image with a Ready backup to rewrite"), resultAllowed
 	}
-	changed, err := workload.Rewrite(obj, func(image string) (string, bool) {
-		to, ok := targets[image]
+	changed, err := workload.RewriteRefs(obj, func(r workload.Ref) (string, bool) {
+		if leave(r) {
+			return "", false
+		}
+		to, ok := targets[r.Image]
 		return to, ok
 	})
 	if err != nil {
@@ -140,6 +175,15 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		return resp.WithWarnings(fallback...), resultFallback
 	}
 	return resp, resultMutated
+}
+
+// patchedOwner returns the patched workload that controls pod, nil when none does.
+func (m *Mutator) patchedOwner(ctx context.Context, ns string, pod *corev1.Pod) (*patchedOwner, error) {
+	r := m.APIReader
+	if r == nil {
+		r = m.Reader
+	}
+	return patchedOwnerOf(ctx, m.Reader, r, ns, pod)
 }
 
 // keepUpstreamWhereDown removes from targets the images whose backup registry m.Backups sees as

@@ -204,7 +204,7 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	admission.Register(mgr.GetWebhookServer(),
 		&admission.Validator{Client: mgr.GetClient(), Reader: mgr.GetClient(), Lookup: lookup, Policy: policy, Decoder: decoder},
 		&admission.Mutator{Reader: mgr.GetClient(), Lookup: lookup, Policy: policy, Decoder: decoder,
-			Backups: probe, Recorder: mgr.GetEventRecorder("image-cloner-agent")})
+			Backups: probe, Recorder: mgr.GetEventRecorder("image-cloner-agent"), APIReader: mgr.GetAPIReader()})
 
 	if a.Certs != nil {
 		if err := mgr.Add(a.Certs); err != nil {

@@ -30,6 +30,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"os"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -416,6 +418,198 @@ func TestAgent(t *testing.T) {
 		g.Expect(workload.Images(p)).To(Equal([]string{backup}))
 		g.Expect(p.Spec.ImagePullSecrets).To(ContainElement(corev1.LocalObjectReference{Name: apiv1.NamespacePullSecretName}))
 		g.Expect(fellBack()).To(Equal(before))
+	})
+
+	t.Run("autoModeRewritesPodsNoPatchedWorkloadOwns", func(t *testing.T) {
+		g := NewWithT(t)
+		setConfig(g, "REWRITE_MODE", "auto")
+		defer setConfig(g, "REWRITE_MODE", "workload")
+		const img = "caddy:2.8"
+		backup := ready(g, "docker.io/library/caddy:2.8")
+		ns, err := agenttest.Namespace(ctx, c, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		waitPullSecret(ctx, g, c, ns)
+		owned := func(name string, ref metav1.OwnerReference) *corev1.Pod {
+			p := agenttest.Pod(ns, name, img, img)
+			p.OwnerReferences = []metav1.OwnerReference{ref}
+			return p
+		}
+		// A Deployment (rewritten at admission: the workload path) and a ReplicaSet it owns,
+		// of a revision made before the backup was Ready (its template is still upstream).
+		d := agenttest.Deployment(ns, "web", img, img)
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		g.Expect(workload.Images(d)).To(Equal([]string{backup}), "auto patches workloads")
+		rsOf := func(name string, owner *metav1.OwnerReference) *appsv1.ReplicaSet {
+			labels := map[string]string{"app": name}
+			rs := &appsv1.ReplicaSet{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+					Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: agenttest.PodSpec(img, img)}},
+			}
+			if owner != nil {
+				rs.OwnerReferences = []metav1.OwnerReference{*owner}
+			}
+			g.Expect(c.Create(ctx, rs)).To(Succeed())
+			return rs
+		}
+		deployRS := rsOf("web-5f7c9", metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment")))
+		bareRS := rsOf("bare", nil)
+		rsKind := appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
+
+		for _, tc := range []struct {
+			name string
+			pod  *corev1.Pod
+			want string
+		}{
+			{"bare", agenttest.Pod(ns, "bare", img, img), backup},
+			{"custom resource's", owned("cnpg-1", metav1.OwnerReference{APIVersion: "example.com/v1", Kind: "Cluster", Name: "cnpg", UID: "5b1c1d3e-0000-4000-8000-000000000001", Controller: ptr.To(true)}), backup},
+			{"Job's", owned("job-x", metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "job", UID: "5b1c1d3e-0000-4000-8000-000000000002", Controller: ptr.To(true)}), backup},
+			{"bare ReplicaSet's", owned("bare-x", *metav1.NewControllerRef(bareRS, rsKind)), backup},
+			// Left to the workload path: the Deployment is patched, its rollout replaces this Pod.
+			{"Deployment's ReplicaSet's", owned("web-5f7c9-x", *metav1.NewControllerRef(deployRS, rsKind)), img},
+		} {
+			g.Expect(c.Create(ctx, tc.pod)).To(Succeed(), tc.name)
+			g.Expect(workload.Images(tc.pod)).To(Equal([]string{tc.want}), tc.name)
+		}
+		// A ReplicaSet the webhook may not read (a real Forbidden from the API server, for a
+		// user without RBAC): the whole Pod is rewritten, as in workload mode.
+		nobody, err := cluster.Env.AddUser(envtest.User{Name: "no-rights"}, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		forbidden, err := client.New(nobody.Config(), client.Options{Scheme: testenv.Scheme()})
+		g.Expect(err).NotTo(HaveOccurred())
+		m := &admission.Mutator{Reader: mc, APIReader: forbidden, Lookup: &backups.Lookup{Reader: mc},
+			Policy: backups.FromConfigMap(mc, agentNS), Decoder: webhookadmission.NewDecoder(testenv.Scheme())}
+		fp := owned("web-5f7c9-z", *metav1.NewControllerRef(deployRS, rsKind))
+		fp.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+		raw, err := json.Marshal(fp)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp := m.Handle(ctx, webhookadmission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			UID: "forbidden", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+			Namespace: ns, Name: fp.Name, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw},
+		}})
+		g.Expect(resp.Allowed).To(BeTrue())
+		var imagePatches []any
+		for _, p := range resp.Patches {
+			if strings.HasSuffix(p.Path, "/image") {
+				imagePatches = append(imagePatches, p.Value)
+			}
+		}
+		g.Expect(imagePatches).To(ConsistOf(backup, backup), "both containers rewritten")
+
+		// Control: the same Deployment's Pod in workload mode is rewritten, so the check above
+		// can fail.
+		setConfig(g, "REWRITE_MODE", "workload")
+		p := owned("web-5f7c9-y", *metav1.NewControllerRef(deployRS, rsKind))
+		g.Expect(c.Create(ctx, p)).To(Succeed())
+		g.Expect(workload.Images(p)).To(Equal([]string{backup}))
+	})
+
+	t.Run("reinvocationRewritesASidecarInjectedAfterUs", func(t *testing.T) {
+		g := NewWithT(t)
+		setConfig(g, "REWRITE_MODE", "auto")
+		defer setConfig(g, "REWRITE_MODE", "workload")
+		const appImage, sidecarImage = "docker.io/library/haproxy:3.0", "docker.io/istio/proxyv2:1.24.0"
+		appBackup, sidecarBackup := ready(g, appImage), ready(g, sidecarImage)
+		injector := startSidecarInjector(sidecarImage)
+		defer injector.server.Close()
+		cfg := injector.configuration()
+		g.Expect(c.Create(ctx, cfg)).To(Succeed())
+		defer func() { g.Expect(c.Delete(context.Background(), cfg)).To(Succeed()) }()
+		ns, err := agenttest.Namespace(ctx, c, map[string]string{"sidecar-injection": "on"})
+		g.Expect(err).NotTo(HaveOccurred())
+		waitPullSecret(ctx, g, c, ns)
+		pod := func() *corev1.Pod {
+			p := agenttest.Pod(ns, "", appImage, appImage)
+			p.GenerateName = "app-"
+			return p
+		}
+		images := func(p *corev1.Pod) map[string]string {
+			out := map[string]string{}
+			for _, r := range workload.Refs(&p.Spec) {
+				out[r.Key()] = r.Image
+			}
+			return out
+		}
+		// setReinvocation sets our Pod webhook's policy and waits (dry runs: nothing stored)
+		// until the API server applies it, seen by the sidecar's image.
+		setReinvocation := func(policy admissionregistrationv1.ReinvocationPolicyType, sidecarWant string) {
+			g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+				if err := c.Get(ctx, client.ObjectKey{Name: app.DefaultMutatingWebhook}, m); err != nil {
+					return err
+				}
+				for i := range m.Webhooks {
+					if m.Webhooks[i].Name == "mutate-pod.image-cloner.io" {
+						m.Webhooks[i].ReinvocationPolicy = &policy
+					}
+				}
+				return c.Update(ctx, m)
+			})).To(Succeed())
+			g.Expect(testenv.WaitFor(ctx, time.Minute, func(ctx context.Context) (bool, error) {
+				p := pod()
+				if err := c.Create(ctx, p, client.DryRunAll); err != nil {
+					return false, err
+				}
+				return images(p)["containers/"+sidecarName] == sidecarWant, nil
+			})).To(Succeed(), "reinvocationPolicy %s never applied", policy)
+		}
+		create := func() (*corev1.Pod, float64, int64) {
+			ours, theirs := mutatePodCalls(), injector.calls.Load()
+			p := pod()
+			g.Expect(c.Create(ctx, p)).To(Succeed())
+			stored := &corev1.Pod{}
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(p), stored)).To(Succeed())
+			return stored, mutatePodCalls() - ours, injector.calls.Load() - theirs
+		}
+
+		// As shipped (deploy/webhooks: IfNeeded).
+		setReinvocation(admissionregistrationv1.IfNeededReinvocationPolicy, sidecarBackup)
+		p, ours, theirs := create()
+		g.Expect(images(p)).To(Equal(map[string]string{
+			"initContainers/init": appBackup, "containers/main": appBackup, "containers/" + sidecarName: sidecarBackup,
+		}))
+		n := 0
+		for _, c := range p.Spec.Containers {
+			if c.Name == sidecarName {
+				n++
+			}
+		}
+		g.Expect(n).To(Equal(1), "the sidecar is injected exactly once")
+		orig, _ := workload.Originals(p)
+		g.Expect(orig).To(HaveKeyWithValue("containers/"+sidecarName, sidecarImage))
+		g.Expect(orig).To(HaveKeyWithValue("containers/main", appImage))
+		testenv.Report(t, "with IfNeeded: image-cloner's Pod webhook called %v times, the injector %d", ours, theirs)
+		g.Expect(ours).To(Equal(2.0), "once, then once reinvoked after the injector changed the Pod")
+		g.Expect(theirs).To(Equal(int64(1)))
+
+		// A Deployment's Pod, of a revision made before the app's backup was Ready: in auto the
+		// template's containers are the patcher's, the injected sidecar is ours.
+		d := agenttest.Deployment(ns, "web", appImage, appImage)
+		g.Expect(c.Create(ctx, d)).To(Succeed())
+		labels := map[string]string{"app": "web"}
+		rs := &appsv1.ReplicaSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-6b8d7",
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))}},
+			Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: agenttest.PodSpec(appImage, appImage)}},
+		}
+		g.Expect(c.Create(ctx, rs)).To(Succeed())
+		dp := pod()
+		dp.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}
+		g.Expect(c.Create(ctx, dp)).To(Succeed())
+		g.Expect(images(dp)).To(Equal(map[string]string{
+			"initContainers/init": appImage, "containers/main": appImage, "containers/" + sidecarName: sidecarBackup,
+		}))
+
+		// Control: without reinvocation the sidecar keeps its upstream image.
+		setReinvocation(admissionregistrationv1.NeverReinvocationPolicy, sidecarImage)
+		defer setReinvocation(admissionregistrationv1.IfNeededReinvocationPolicy, sidecarBackup)
+		p, ours, theirs = create()
+		g.Expect(images(p)).To(HaveKeyWithValue("containers/"+sidecarName, sidecarImage))
+		g.Expect(images(p)).To(HaveKeyWithValue("containers/main", appBackup))
+		testenv.Report(t, "with Never: image-cloner's Pod webhook called %v times, the injector %d", ours, theirs)
+		g.Expect(ours).To(Equal(1.0))
+		g.Expect(theirs).To(Equal(int64(1)))
 	})
 
 	t.Run("certificateRotationFailsNoAdmission", func(t *testing.T) {
