@@ -151,6 +151,11 @@ func run(root *scope, runs int, scale float64, toolsDir, outPath, only string) e
 		return err
 	}
 	tools = append(tools, peerTools...)
+	fl, err := newFloor(ctx, f, upstream.Host)
+	if err != nil {
+		return err
+	}
+	tools = append(tools, fl)
 	if only != "" {
 		want := strings.Split(only, ",")
 		tools = slices.DeleteFunc(tools, func(t tool) bool { return !slices.Contains(want, t.Name()) })
@@ -303,8 +308,10 @@ func runOne(ctx context.Context, t tool, run int, f *fleet, upstream *testenv.Re
 	res.BytesUploaded, res.BlobsUploaded, res.DistinctUploaded = up.Bytes, up.Blobs, up.DistinctBlobs
 	res.Mounts, res.BytesMounted, res.UnknownUploads = up.Mounts, up.MountedBytes, up.Unknown
 	res.SignatureBytes = up.SignatureBytes
-	res.DigestsPreserved, res.DigestProblems = checkDigests(ctx, f, pairs)
-	res.SignaturesCopied = checkSignatures(ctx, f, dstOf)
+	if t.Name() != floorName { // the floor writes no manifest: nothing to pull or verify
+		res.DigestsPreserved, res.DigestProblems = checkDigests(ctx, f, pairs)
+		res.SignaturesCopied = checkSignatures(ctx, f, dstOf)
+	}
 
 	logf("%-12s run %d: cold %6.2fs  warm %6.2fs  uploaded %7.1f MiB in %3d blobs (%d distinct), %2d mounts  signatures %d/%d  source warm %v  digests preserved %v  load %s -> %s",
 		t.Name(), run, res.ColdS, res.WarmS, mibf(res.BytesUploaded), res.BlobsUploaded, res.DistinctUploaded, res.Mounts,
@@ -415,7 +422,7 @@ func targets(sums []toolSummary, unique int64) []target {
 	for i, s := range sums {
 		if s.Name == "image-cloner" {
 			ours = &sums[i]
-		} else if s.Name != noReferrersName && s.Runs > 0 && (best == 0 || s.ColdS < best) {
+		} else if isPeer(s.Name) && s.Runs > 0 && (best == 0 || s.ColdS < best) {
 			best, bestName = s.ColdS, s.Name
 		}
 	}
@@ -435,6 +442,33 @@ func targets(sums []toolSummary, unique int64) []target {
 				ours.SourceGetWarm, ours.SourceHeadWarm, ours.SourcePingWarm, ours.SourceWarm["GET referrers"])},
 		target{Name: "digests preserved", Met: ours.DigestsPreserved, Value: fmt.Sprint(ours.DigestsPreserved)},
 	)
+	return append(ts, floorTargets(sums)...)
+}
+
+// isPeer reports whether the tool named is another project's, not image-cloner or the floor.
+func isPeer(tool string) bool {
+	return tool != "image-cloner" && tool != noReferrersName && tool != floorName
+}
+
+// floorTargets compares image-cloner's cold copy with the floor's: without referrers (the
+// same bytes moved) and with them (what a user runs).
+func floorTargets(sums []toolSummary) []target {
+	var fl *toolSummary
+	for i := range sums {
+		if sums[i].Name == floorName && sums[i].Runs > 0 && sums[i].ColdS > 0 {
+			fl = &sums[i]
+		}
+	}
+	if fl == nil {
+		return nil
+	}
+	var ts []target
+	for _, s := range sums {
+		if (s.Name == "image-cloner" || s.Name == noReferrersName) && s.Runs > 0 {
+			ts = append(ts, target{Name: s.Name + " cold <= 1.2x the floor", Met: s.ColdS <= 1.2*fl.ColdS,
+				Value: fmt.Sprintf("%.2fs vs floor %.2fs: %.2fx", s.ColdS, fl.ColdS, s.ColdS/fl.ColdS)})
+		}
+	}
 	return ts
 }
 
@@ -521,7 +555,7 @@ func perRunRatios(all []runResult) []string {
 			}
 			if r.Tool == "image-cloner" {
 				ours = &byRun[n][i]
-			} else if r.Tool != noReferrersName && (best == nil || r.ColdS < best.ColdS) {
+			} else if isPeer(r.Tool) && (best == nil || r.ColdS < best.ColdS) {
 				best = &byRun[n][i]
 			}
 		}
@@ -540,7 +574,10 @@ func printMarkdown(w *os.File, res results) {
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range res.Tools {
 		yes := "yes"
-		if !s.DigestsPreserved {
+		switch {
+		case s.Name == floorName:
+			yes = "n/a (no manifests)"
+		case !s.DigestsPreserved:
 			yes = "**no**"
 		}
 		fmt.Fprintf(w, "| %s | %.2f | %.2f | %d (%.1f MiB) | %.2f | %d | %d | %d | %d | %s | %.2f | %.1f |\n", s.Name, s.ColdS, s.WarmS,

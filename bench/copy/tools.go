@@ -38,6 +38,11 @@ type tool interface {
 
 // pool runs fn over pairs with concurrency workers.
 func pool(ctx context.Context, pairs []pair, fn func(context.Context, pair) error) error {
+	return poolN(ctx, pairs, concurrency, fn)
+}
+
+// poolN runs fn over pairs with n workers, and returns the first error.
+func poolN(ctx context.Context, pairs []pair, n int, fn func(context.Context, pair) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan pair)
@@ -46,7 +51,7 @@ func pool(ctx context.Context, pairs []pair, fn func(context.Context, pair) erro
 		once     sync.Once
 		firstErr error
 	)
-	for range concurrency {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
