@@ -1,14 +1,13 @@
 package promrules
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
+
+	"github.com/image-cloner/image-cloner/internal/repo"
 )
 
 // PromtoolEnv names the promtool binary to use; without it, Promtool runs hack/promtool.sh,
@@ -34,38 +33,11 @@ func findPromtool() (string, error) {
 		}
 		return p, nil
 	}
-	root, err := RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	script := filepath.Join(root, "hack", "promtool.sh")
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("bash", script)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("running %s (or set %s): %w\n%s", script, PromtoolEnv, err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	return lines[len(lines)-1], nil
+	return repo.Script("promtool.sh", PromtoolEnv)
 }
 
 // RepoRoot returns the directory of this module's go.mod, from the working directory up.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(data, []byte("module github.com/image-cloner/image-cloner\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the image-cloner module")
-		}
-		dir = parent
-	}
-}
+func RepoRoot() (string, error) { return repo.Root() }
 
 // Prepare writes what `promtool test rules` needs into dir: the spec of the PrometheusRule
 // at rulePath as the rule file the unit tests at testPath name (their only rule_files entry),

@@ -1,14 +1,12 @@
 package testenv
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
+
+	"github.com/image-cloner/image-cloner/internal/repo"
 )
 
 // AssetsEnv names the directory holding kube-apiserver, etcd, kubectl and registry.
@@ -33,19 +31,10 @@ func findAssets() (string, error) {
 	if dir := os.Getenv(AssetsEnv); dir != "" {
 		return dir, checkAssets(dir)
 	}
-	root, err := RepoRoot()
+	dir, err := repo.Script("test-deps.sh", AssetsEnv)
 	if err != nil {
 		return "", err
 	}
-	script := filepath.Join(root, "hack", "test-deps.sh")
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("bash", script)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("running %s (or set %s): %w\n%s", script, AssetsEnv, err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	dir := lines[len(lines)-1]
 	return dir, checkAssets(dir)
 }
 
@@ -60,20 +49,4 @@ func checkAssets(dir string) error {
 
 // RepoRoot returns the root of the image-cloner module, found by walking up from the working
 // directory (go test runs each package in its own directory).
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("finding the repository root: %w", err)
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.Contains(data, []byte("module github.com/image-cloner/image-cloner\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("finding the repository root: no go.mod of github.com/image-cloner/image-cloner above the working directory")
-		}
-		dir = parent
-	}
-}
+func RepoRoot() (string, error) { return repo.Root() }
