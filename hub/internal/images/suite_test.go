@@ -40,7 +40,11 @@ import (
 var suite struct {
 	cluster *testenv.Cluster
 	copier  *scriptedCopier
+	fleet   *clusters.Fleet
 }
+
+// ignoredNamespace is in the suite's NAMESPACES_TO_IGNORE.
+const ignoredNamespace = "ignored-by-config"
 
 const wait = 60 * time.Second
 
@@ -56,6 +60,7 @@ func TestMain(m *testing.M) {
 		config.KeyTagRefreshInterval: "1s",
 		config.KeyVerifyInterval:     "1s",
 		config.KeyImagesToIgnore:     "registry.example/ignored/*",
+		config.KeyNamespacesToIgnore: "kube-system," + ignoredNamespace,
 	}, v1alpha1.DefaultNamespace)
 	if err != nil {
 		t.Fatalf("configuration: %v", err)
@@ -67,6 +72,7 @@ func TestMain(m *testing.M) {
 	}
 	reg := clusters.New(scheme, nil, logr.Discard(), clusters.Options{ProbeInterval: time.Second, BackoffInitial: 100 * time.Millisecond})
 	reg.AddLocal(c.Config, v1alpha1.DefaultNamespace)
+	suite.fleet = reg
 	if err := mgr.Add(reg); err != nil {
 		t.Fatalf("adding the fleet: %v", err)
 	}
