@@ -40,7 +40,8 @@ import (
 var suite struct {
 	cluster *testenv.Cluster
 	copier  *scriptedCopier
-	fleet   *clusters.Fleet
+	fleet      *clusters.Fleet
+	reconciler *images.Reconciler
 }
 
 // ignoredNamespace is in the suite's NAMESPACES_TO_IGNORE.
@@ -81,6 +82,7 @@ func TestMain(m *testing.M) {
 		Log:     logr.Discard(),
 		InForce: func() (*config.Config, images.Copier) { return cfg, suite.copier },
 	}
+	suite.reconciler = r
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up the reconciler: %v", err)
 	}
