@@ -38,8 +38,8 @@ import (
 // the images Reconciler over it with a scripted Copier: each test uses images of its own, so
 // they share the control plane.
 var suite struct {
-	cluster *testenv.Cluster
-	copier  *scriptedCopier
+	cluster    *testenv.Cluster
+	copier     *scriptedCopier
 	fleet      *clusters.Fleet
 	reconciler *images.Reconciler
 }
