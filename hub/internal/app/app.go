@@ -189,6 +189,9 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	if err := h.Images.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := m.Coverage(h.Images.Coverage); err != nil {
+		return nil, err
+	}
 	probe := o.BackupProbe
 	probe.Registry = func() string {
 		if cfg, _ := h.Settings.Current(); cfg != nil {

@@ -43,6 +43,9 @@ const (
 	NotPatchedYet ContainerState = "not-patched-yet"
 )
 
+// ContainerStates are every ContainerState, in the order figures list them.
+var ContainerStates = []ContainerState{FromBackup, NotCopiedYet, CopyFailed, IgnoredByRule, NamespaceIgnored, OptedOut, OwnerNotPatchable, NotPatchedYet}
+
 // Coverage counts one member's running containers by ContainerState.
 type Coverage struct {
 	Cluster    string                 `json:"cluster"`
