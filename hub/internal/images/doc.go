@@ -41,6 +41,12 @@
 // would otherwise be undone by its Pods. A failed image records its Warning Event on the
 // workloads and on at most three Pods.
 //
+// # Coverage
+//
+// Coverage counts each member's running containers (from the cached Pods) by ContainerState:
+// from a backup, or upstream and why. The dashboard serves it as /api/v1/coverage and the
+// metrics as image_cloner_containers{cluster,state}.
+//
 // ClonedImages of images no longer used are left in place: the agent may still point workloads
 // at their backups, and deleting them is an explicit act.
 package images
