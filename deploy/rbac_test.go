@@ -165,7 +165,7 @@ func TestRBAC_leastPrivilege(t *testing.T) {
 		mayNot("update", "", "namespaces", "", "app", "read-only namespaces"),
 	)
 	var inMember []access
-	for _, w := range append(workloads, struct{ group, resource string }{"batch", "jobs"}) {
+	for _, w := range append(workloads, struct{ group, resource string }{"batch", "jobs"}, struct{ group, resource string }{"", "pods"}) {
 		inMember = append(inMember,
 			may("list", w.group, w.resource, "", "", "find the images to back up"),
 			may("watch", w.group, w.resource, "", "", "find the images to back up"),

@@ -32,13 +32,16 @@ const (
 	DefaultTokenExpiration = 365 * 24 * time.Hour
 )
 
-// Rules are the ClusterRole's: read the workload kinds, write ClonedImages and their status,
+// Rules are the ClusterRole's: read the workload kinds and Pods, write ClonedImages and their status,
 // and record Events. Nothing else, and no Secrets.
 func Rules() []rbacv1.PolicyRule {
 	read := []string{"get", "list", "watch"}
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "daemonsets", "statefulsets"}, Verbs: read},
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: read},
+		// Pods, of any owner, are what runs: the hub caches projections of them (names, owners,
+		// images), never reads their logs, never execs.
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: read},
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"clonedimages"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"clonedimages/status"}, Verbs: []string{"get", "update", "patch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},

@@ -189,6 +189,9 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	if err := h.Images.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := m.Coverage(h.Images.Coverage); err != nil {
+		return nil, err
+	}
 	probe := o.BackupProbe
 	probe.Registry = func() string {
 		if cfg, _ := h.Settings.Current(); cfg != nil {
@@ -205,7 +208,7 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	}
 	if dashboardOn {
 		h.Dashboard, err = dashboard.New(dashboard.Options{
-			Addr: o.DashboardBindAddress, Collect: h.Collector.Collect, Logs: o.LogBuffer,
+			Addr: o.DashboardBindAddress, Collect: h.Collector.Collect, Coverage: h.Images.Coverage, Logs: o.LogBuffer,
 			Metrics: m, Series: h.Collector.Series,
 			MetricsAddr: enabled(o.MetricsBindAddress), ProbeAddr: enabled(o.HealthProbeBindAddress),
 			Log: log.WithName("dashboard"),

@@ -22,13 +22,12 @@ import (
 
 	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
-	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
-// CachedKinds returns an empty object of every kind a member's cache holds: the workload kinds
-// and ClonedImages.
+// CachedKinds returns an empty object of every kind a member's cache holds: WatchedKinds and
+// ClonedImages.
 func CachedKinds() []client.Object {
-	return append(workload.Kinds(), &v1alpha1.ClonedImage{})
+	return append(WatchedKinds(), &v1alpha1.ClonedImage{})
 }
 
 // cacheRequestTimeout bounds the requests of a member's cache (its lists); see serve.
@@ -208,8 +207,11 @@ func (c *conn) serve(ctx context.Context) (bool, error) {
 		o.HTTPClient = httpClient
 		o.Logger = c.reg.log.WithValues("cluster", c.name)
 		o.Cache = cache.Options{
-			HTTPClient:                  cacheHTTPClient,
-			DefaultTransform:            cache.TransformStripManagedFields(),
+			HTTPClient:       cacheHTTPClient,
+			DefaultTransform: cache.TransformStripManagedFields(),
+			// Pods are cached as projections (ProjectPod): a member has many more Pods than
+			// workloads, and the hub reads only their names, owners and images.
+			ByObject:                    map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: ProjectPod}},
 			ReaderFailOnMissingInformer: true,
 		}
 		o.NewCache = func(_ *rest.Config, opts cache.Options) (cache.Cache, error) { return cache.New(cacheConfig, opts) }

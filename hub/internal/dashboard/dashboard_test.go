@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
 
+	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/hub/internal/metrics"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
 )
@@ -298,4 +299,41 @@ func TestRateLimits_recordsWhatRegistriesAnnounceThroughTheHubsObserverChain(t *
 		{Registry: "ghcr.io", Limit: 5000, Remaining: 4999, Seen: t0},
 		{Registry: "index.docker.io", Limit: 100, Remaining: 75, Window: 6 * time.Hour, WindowSeconds: 21600, Seen: t0},
 	}))
+}
+
+// TestHandler_coverageAnswersTheFigureAndNamesWhatCouldNotBeRead: the figure as
+// images.Reconciler.Coverage returns it, with its error; 404 when the hub computes none.
+func TestHandler_coverageAnswersTheFigureAndNamesWhatCouldNotBeRead(t *testing.T) {
+	east := images.Coverage{Cluster: "east", Containers: map[images.ContainerState]int{images.FromBackup: 7, images.CopyFailed: 1},
+		Failed: map[string]int{"RateLimited": 1}}
+	for _, tc := range []struct {
+		name     string
+		coverage func(context.Context) ([]images.Coverage, error)
+		code     int
+		want     CoverageView
+	}{
+		{"every member read", func(context.Context) ([]images.Coverage, error) { return []images.Coverage{east}, nil },
+			http.StatusOK, CoverageView{Clusters: []images.Coverage{east}}},
+		{"a member not read", func(context.Context) ([]images.Coverage, error) { return nil, errors.New("cluster west: disconnected") },
+			http.StatusOK, CoverageView{Clusters: []images.Coverage{}, Error: "cluster west: disconnected"}},
+		{"no coverage", nil, http.StatusNotFound, CoverageView{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			d, err := New(Options{Collect: func(context.Context) View { return testView() }, Coverage: tc.coverage})
+			g.Expect(err).NotTo(HaveOccurred())
+			srv := httptest.NewServer(d.Handler())
+			defer srv.Close()
+			code, _, body := get(t, srv.URL+"/api/v1/coverage")
+			g.Expect(code).To(Equal(tc.code))
+			if code != http.StatusOK {
+				return
+			}
+			var got CoverageView
+			g.Expect(json.Unmarshal([]byte(body), &got)).To(Succeed(), body)
+			g.Expect(got.Time).NotTo(BeZero())
+			got.Time = time.Time{}
+			g.Expect(got).To(Equal(tc.want))
+		})
+	}
 }

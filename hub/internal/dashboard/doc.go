@@ -9,7 +9,8 @@
 // CSS and the little JavaScript that refreshes a page every two seconds are embedded: there is
 // no build step and nothing is fetched from elsewhere.
 //
-// The API under /api/v1/ returns the same View as JSON: overview, clusters, images and logs.
+// The API under /api/v1/ returns the same View as JSON: overview, clusters, images and logs;
+// /api/v1/coverage adds the coverage figure (images.Reconciler.Coverage), which no page shows yet.
 // Nothing on a page or in the API comes from a Secret's data: a cluster is shown by its
 // registration Secret's name, its API server address and the hub's own words about it.
 package dashboard

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/hub/internal/metrics"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	Addr string
 	// Collect builds the View every page and API call shows.
 	Collect func(context.Context) View
+	// Coverage computes the coverage figure of every connected member
+	// (images.Reconciler.Coverage); /api/v1/coverage answers 404 when nil.
+	Coverage func(context.Context) ([]images.Coverage, error)
 	// Logs is the buffer the logs page shows; none when nil.
 	Logs *LogBuffer
 	// Metrics and Series: when both are set, Start samples Metrics into Series every
@@ -133,6 +137,7 @@ func (d *Dashboard) sample(ctx context.Context) {
 //	/clusters          clusters          /api/v1/clusters   []Cluster
 //	/images?q=         images            /api/v1/images?q=  []Image
 //	/logs?cluster=&level=  logs          /api/v1/logs?cluster=&level=&limit=  []LogEntry
+//	                                     /api/v1/coverage   CoverageView
 //
 // A page asked with ?fragment=1 returns only its <main> content, which the page's script
 // fetches every two seconds to update itself without a reload.
@@ -154,6 +159,7 @@ func (d *Dashboard) Handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /api/v1/clusters", d.api(func(r *http.Request, v View) any { return v.Clusters }))
 	mux.HandleFunc("GET /api/v1/images", d.api(func(r *http.Request, v View) any { return filterImages(v.Images, r.URL.Query().Get("q")) }))
+	mux.HandleFunc("GET /api/v1/coverage", d.coverage)
 	mux.HandleFunc("GET /api/v1/logs", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, d.logs(r))
 	})
@@ -262,4 +268,31 @@ func securityHeaders(h http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// CoverageView is /api/v1/coverage: per member, its running containers by where their image
+// comes from (images.ContainerState), and what could not be counted.
+type CoverageView struct {
+	Time     time.Time         `json:"time"`
+	Clusters []images.Coverage `json:"clusters"`
+	// Error names the members whose cache could not be read; they are left out of Clusters.
+	Error string `json:"error,omitempty"`
+}
+
+func (d *Dashboard) coverage(w http.ResponseWriter, r *http.Request) {
+	if d.o.Coverage == nil {
+		http.NotFound(w, r)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	cov, err := d.o.Coverage(ctx)
+	v := CoverageView{Time: time.Now(), Clusters: cov}
+	if v.Clusters == nil {
+		v.Clusters = []images.Coverage{}
+	}
+	if err != nil {
+		v.Error = err.Error()
+	}
+	writeJSON(w, v)
 }

@@ -117,10 +117,12 @@ func (r *Reconciler) Resync(ctx context.Context) {
 	}
 }
 
-// user is a member that uses the image: its workloads (outside ignored namespaces) and its
-// ClonedImage, if any.
+// user is a member that uses the image: its workloads and Pods (outside ignored namespaces, not
+// opted out) and its ClonedImage, if any.
 type user struct {
-	member    *clusters.Member
+	member *clusters.Member
+	// workloads are the workloads and the Pods, as cached (Pods are projections:
+	// clusters.ProjectPod).
 	workloads []client.Object
 	current   *v1alpha1.ClonedImage // nil when the member has none yet
 }
@@ -188,7 +190,8 @@ func (r *Reconciler) users(ctx context.Context, cfg *config.Config, src imageref
 func (r *Reconciler) userIn(ctx context.Context, cfg *config.Config, m *clusters.Member, src imageref.Reference) (*user, error) {
 	u := &user{member: m}
 	c := m.Cluster.GetClient()
-	for _, kind := range workload.Kinds() {
+	skip := newLeftAlone(cfg, c)
+	for _, kind := range clusters.WatchedKinds() {
 		list, err := workload.NewList(m.Cluster.GetScheme(), kind)
 		if err != nil {
 			return nil, err
@@ -197,7 +200,11 @@ func (r *Reconciler) userIn(ctx context.Context, cfg *config.Config, m *clusters
 			return nil, err
 		}
 		for _, o := range objects(list) {
-			if !cfg.Ignored(o.GetNamespace()) && o.GetLabels()[v1alpha1.IgnoreLabel] != v1alpha1.IgnoreValue {
+			left, err := skip.is(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			if !left {
 				u.workloads = append(u.workloads, o)
 			}
 		}

@@ -32,6 +32,27 @@ const (
 // maxMessage bounds condition messages; registry errors can be long.
 const maxMessage = 2048
 
+// maxPodEvents bounds the Pods a failed image records an Event on: a Deployment with a
+// thousand replicas would otherwise get a thousand alike Events, and its own Event says it.
+const maxPodEvents = 3
+
+// eventTargets are the objects a failure is reported on: every workload, and the first
+// maxPodEvents Pods.
+func eventTargets(objs []client.Object) []client.Object {
+	var out []client.Object
+	pods := 0
+	for _, o := range objs {
+		if _, pod := o.(*corev1.Pod); pod {
+			if pods == maxPodEvents {
+				continue
+			}
+			pods++
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
 // markCloning creates the ClonedImage of members that have none, and marks new ones
 // (no phase, or Pending from the agent) Cloning.
 func (r *Reconciler) markCloning(ctx context.Context, src, backup imageref.Reference, users []*user) error {
@@ -130,7 +151,7 @@ func (r *Reconciler) fail(ctx context.Context, users []*user, src, backup imager
 			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
 		}))
 		if isNew && u.member.Recorder != nil {
-			for _, w := range u.workloads {
+			for _, w := range eventTargets(u.workloads) {
 				u.member.Recorder.Eventf(w, nil, corev1.EventTypeWarning, ReasonBackupFailed, "BackUp", "image %s cannot be backed up (%s): %s", src, reason, msg)
 			}
 		}

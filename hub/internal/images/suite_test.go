@@ -38,9 +38,14 @@ import (
 // the images Reconciler over it with a scripted Copier: each test uses images of its own, so
 // they share the control plane.
 var suite struct {
-	cluster *testenv.Cluster
-	copier  *scriptedCopier
+	cluster    *testenv.Cluster
+	copier     *scriptedCopier
+	fleet      *clusters.Fleet
+	reconciler *images.Reconciler
 }
+
+// ignoredNamespace is in the suite's NAMESPACES_TO_IGNORE.
+const ignoredNamespace = "ignored-by-config"
 
 const wait = 60 * time.Second
 
@@ -56,6 +61,7 @@ func TestMain(m *testing.M) {
 		config.KeyTagRefreshInterval: "1s",
 		config.KeyVerifyInterval:     "1s",
 		config.KeyImagesToIgnore:     "registry.example/ignored/*",
+		config.KeyNamespacesToIgnore: "kube-system," + ignoredNamespace,
 	}, v1alpha1.DefaultNamespace)
 	if err != nil {
 		t.Fatalf("configuration: %v", err)
@@ -67,6 +73,7 @@ func TestMain(m *testing.M) {
 	}
 	reg := clusters.New(scheme, nil, logr.Discard(), clusters.Options{ProbeInterval: time.Second, BackoffInitial: 100 * time.Millisecond})
 	reg.AddLocal(c.Config, v1alpha1.DefaultNamespace)
+	suite.fleet = reg
 	if err := mgr.Add(reg); err != nil {
 		t.Fatalf("adding the fleet: %v", err)
 	}
@@ -75,6 +82,7 @@ func TestMain(m *testing.M) {
 		Log:     logr.Discard(),
 		InForce: func() (*config.Config, images.Copier) { return cfg, suite.copier },
 	}
+	suite.reconciler = r
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up the reconciler: %v", err)
 	}

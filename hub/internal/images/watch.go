@@ -18,7 +18,8 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
-// IndexImages is the field index, on every workload kind of a member cache, of the canonical
+// IndexImages is the field index, on every kind of clusters.WatchedKinds in a member cache (the
+// workload kinds and Pods), of the canonical
 // sources a workload uses: its current images and the originals the agent recorded when it
 // pointed the workload at backups (so a rewritten workload still counts as using its source).
 const IndexImages = "image-cloner.io/images"
@@ -102,9 +103,9 @@ func (s *fleetSource) wait(ctx context.Context) workqueue.TypedRateLimitingInter
 	}
 }
 
-// Prepare implements clusters.Listener: it adds IndexImages to every workload kind.
+// Prepare implements clusters.Listener: it adds IndexImages to every watched kind.
 func (r *Reconciler) Prepare(c cluster.Cluster) error {
-	for _, obj := range workload.Kinds() {
+	for _, obj := range clusters.WatchedKinds() {
 		if err := c.GetFieldIndexer().IndexField(context.Background(), obj, IndexImages, Sources); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
+	"github.com/image-cloner/image-cloner/hub/internal/images"
 )
 
 func TestCacheSizes_reportsEachMembersCacheAtScrapeTime(t *testing.T) {
@@ -59,4 +61,25 @@ func TestHeapLive_isTheRuntimesLiveHeap(t *testing.T) {
 	runtime.GC()
 	g.Expect(gather(g, reg, "image_cloner_heap_live_bytes")[""]).To(BeNumerically(">=", len(keep)))
 	runtime.KeepAlive(keep)
+}
+
+func TestCoverage_reportsEveryStateOfEachMemberAtScrapeTime(t *testing.T) {
+	g := NewWithT(t)
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	g.Expect(err).NotTo(HaveOccurred())
+	cov := []images.Coverage{{Cluster: "east", Containers: map[images.ContainerState]int{images.FromBackup: 5, images.CopyFailed: 2}}}
+	var coverErr error
+	g.Expect(m.Coverage(func(context.Context) ([]images.Coverage, error) { return cov, coverErr })).To(Succeed())
+
+	want := map[string]float64{}
+	for _, s := range images.ContainerStates {
+		want["east/"+string(s)] = 0
+	}
+	want["east/backup"], want["east/failed"] = 5, 2
+	g.Expect(gather(g, reg, "image_cloner_containers")).To(Equal(want))
+
+	// A member that could not be read is left out; the others stay.
+	cov, coverErr = nil, errors.New("cluster east: disconnected")
+	g.Expect(gather(g, reg, "image_cloner_containers")).To(BeEmpty())
 }

@@ -1,0 +1,92 @@
+package images_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/image-cloner/image-cloner/hub/internal/images"
+	"github.com/image-cloner/image-cloner/internal/testenv"
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+)
+
+// running gives p the status of a Pod whose containers all run.
+func running(t *testing.T, p *corev1.Pod) {
+	t.Helper()
+	p.Status.Phase = corev1.PodRunning
+	p.Status.ContainerStatuses = nil
+	for _, c := range p.Spec.Containers {
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})
+	}
+	NewWithT(t).Expect(suite.cluster.Client.Status().Update(t.Context(), p)).To(Succeed())
+}
+
+func coverage(t *testing.T) images.Coverage {
+	t.Helper()
+	var cov []images.Coverage
+	err := testenv.WaitFor(t.Context(), wait, func(ctx context.Context) (bool, error) {
+		var err error
+		cov, err = suite.reconciler.Coverage(ctx)
+		return len(cov) == 1, err // none until the member is connected
+	})
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	return cov[0]
+}
+
+// Every running container counts once, in the state that says where its image comes from;
+// a Pod that does not run counts nothing. The figures are deltas: other tests share the member.
+func TestCoverage_countsRunningContainersByWhereTheirImageComesFrom(t *testing.T) {
+	ready, failed := "registry.example/coverage/ready:1", "registry.example/coverage/failed:1"
+	script(ready)
+	suite.copier.set(failed, step{err: errors.New("boom")})
+	before := coverage(t)
+
+	ns := newNamespace(t)
+	ensureNamespace(t, ignoredNamespace)
+	for _, p := range []*corev1.Pod{
+		createPod(t, ns, nil, "backup.example/acme/registry.example_coverage_app:1"),
+		createPod(t, ns, nil, ready),                 // bare: owner not patchable
+		createPod(t, ns, ofDeployment("web"), ready), // a Deployment's, not patched yet
+		createPod(t, ns, nil, failed),
+		createPod(t, ns, nil, "registry.example/ignored/coverage:1"),
+		createPod(t, ignoredNamespace, nil, ready),
+		createPod(t, ns, func(p *corev1.Pod) { p.Labels = map[string]string{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue} }, ready),
+	} {
+		running(t, p)
+	}
+	createPod(t, ns, nil, ready) // Pending: runs nothing
+	waitFor(t, ready, "Ready", isReady)
+	waitFor(t, failed, "Failed", func(ci *v1alpha1.ClonedImage) bool { return ci.Status.Phase == v1alpha1.PhaseFailed })
+
+	want := map[images.ContainerState]int{
+		images.FromBackup: 1, images.OwnerNotPatchable: 1, images.NotPatchedYet: 1, images.CopyFailed: 1,
+		images.IgnoredByRule: 1, images.NamespaceIgnored: 1, images.OptedOut: 1,
+	}
+	var got map[images.ContainerState]int
+	var after images.Coverage
+	err := testenv.WaitFor(t.Context(), wait, func(context.Context) (bool, error) {
+		after = coverage(t)
+		got = map[images.ContainerState]int{}
+		for state, n := range after.Containers {
+			if d := n - before.Containers[state]; d != 0 {
+				got[state] = d
+			}
+		}
+		return len(got) == len(want) && equal(got, want), nil
+	})
+	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "coverage delta %v, want %v", got, want)
+	NewWithT(t).Expect(after.Failed[v1alpha1.ReasonCopyFailed] - before.Failed[v1alpha1.ReasonCopyFailed]).To(Equal(1))
+}
+
+func equal(a, b map[images.ContainerState]int) bool {
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
+}

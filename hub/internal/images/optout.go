@@ -1,0 +1,102 @@
+package images
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
+)
+
+// leftAlone says which objects of a member count as users of no image: those in ignored
+// namespaces (NAMESPACES_TO_IGNORE, kube-system, image-cloner's own), those carrying the
+// opt-out label, and Pods whose owning workload carries it. Without the last, opting a
+// Deployment out would not stop its images from being copied: its Pods would bring them back.
+//
+// It reads owners from the member's cache (the workload kinds are cached) and remembers each
+// answer, so one reconcile reads a Deployment once however many Pods it has. A ReplicaSet is
+// not cached: the Deployment that owns it is named by the ReplicaSet's name less the Pod's
+// pod-template-hash, as the Deployment controller names it.
+type leftAlone struct {
+	cfg    *config.Config
+	reader client.Reader
+	owners map[string]bool // by kind/namespace/name: opted out
+}
+
+func newLeftAlone(cfg *config.Config, reader client.Reader) *leftAlone {
+	return &leftAlone{cfg: cfg, reader: reader, owners: map[string]bool{}}
+}
+
+// is reports whether obj is left alone.
+func (l *leftAlone) is(ctx context.Context, obj client.Object) (bool, error) {
+	if l.cfg.Ignored(obj.GetNamespace()) || optedOut(obj) {
+		return true, nil
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return false, nil
+	}
+	owner := metav1.GetControllerOfNoCopy(pod)
+	if owner == nil {
+		return false, nil
+	}
+	switch gv, kind := groupOf(owner.APIVersion), owner.Kind; {
+	case gv == appsv1.GroupName && kind == "ReplicaSet":
+		hash := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		name, found := strings.CutSuffix(owner.Name, "-"+hash)
+		if hash == "" || !found {
+			return false, nil // not a Deployment's ReplicaSet
+		}
+		return l.owner(ctx, &appsv1.Deployment{}, pod.Namespace, name)
+	case gv == appsv1.GroupName && kind == "DaemonSet":
+		return l.owner(ctx, &appsv1.DaemonSet{}, pod.Namespace, owner.Name)
+	case gv == appsv1.GroupName && kind == "StatefulSet":
+		return l.owner(ctx, &appsv1.StatefulSet{}, pod.Namespace, owner.Name)
+	case gv == batchv1.GroupName && kind == "Job":
+		return l.owner(ctx, &batchv1.Job{}, pod.Namespace, owner.Name)
+	}
+	return false, nil
+}
+
+// owner reports whether the workload namespace/name of obj's kind, or the CronJob that owns a
+// Job, opted out; a workload that is gone did not.
+func (l *leftAlone) owner(ctx context.Context, obj client.Object, namespace, name string) (bool, error) {
+	key := fmt.Sprintf("%T/%s/%s", obj, namespace, name)
+	if out, ok := l.owners[key]; ok {
+		return out, nil
+	}
+	err := l.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj)
+	if client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("reading the owner of a Pod, %s: %w", key, err)
+	}
+	out := err == nil && optedOut(obj)
+	if job, ok := obj.(*batchv1.Job); ok && err == nil && !out {
+		if cj := metav1.GetControllerOfNoCopy(job); cj != nil && groupOf(cj.APIVersion) == batchv1.GroupName && cj.Kind == "CronJob" {
+			if out, err = l.owner(ctx, &batchv1.CronJob{}, namespace, cj.Name); err != nil {
+				return false, err
+			}
+		}
+	}
+	l.owners[key] = out
+	return out, nil
+}
+
+func optedOut(obj client.Object) bool {
+	return obj.GetLabels()[v1alpha1.IgnoreLabel] == v1alpha1.IgnoreValue
+}
+
+// groupOf is the group of apiVersion, "" for the core group.
+func groupOf(apiVersion string) string {
+	group, _, found := strings.Cut(apiVersion, "/")
+	if !found {
+		return ""
+	}
+	return group
+}
