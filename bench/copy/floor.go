@@ -101,22 +101,18 @@ func (t *floor) Copy(ctx context.Context, phase string, pairs []pair) error {
 		}
 		srcHost = src.Context().RegistryStr()
 	}
-	work := make([]pair, len(t.blobs))
-	byPair := map[pair]floorBlob{}
-	for i, b := range t.blobs {
-		dst, ok := dstRepo[b.repo]
-		if !ok {
+	for _, b := range t.blobs {
+		if _, ok := dstRepo[b.repo]; !ok {
 			return fmt.Errorf("floor: no backup repository for %s", b.repo)
 		}
-		work[i] = pair{src: "http://" + srcHost + "/v2/" + b.repo + "/blobs/" + b.digest.String(), dst: "http://" + dst.RegistryStr() + "/v2/" + dst.RepositoryStr()}
-		byPair[work[i]] = b
 	}
-	return poolN(ctx, work, concurrency*blobJobs, func(ctx context.Context, p pair) error {
-		b := byPair[p]
+	return poolN(ctx, t.blobs, concurrency*blobJobs, func(ctx context.Context, b floorBlob) error {
+		dst := dstRepo[b.repo]
+		repo := "http://" + dst.RegistryStr() + "/v2/" + dst.RepositoryStr()
 		if phase == "warm" {
-			return t.head(ctx, p.dst+"/blobs/"+b.digest.String())
+			return t.head(ctx, repo+"/blobs/"+b.digest.String())
 		}
-		return t.move(ctx, p.src, p.dst, b)
+		return t.move(ctx, "http://"+srcHost+"/v2/"+b.repo+"/blobs/"+b.digest.String(), repo, b)
 	})
 }
 

@@ -41,11 +41,11 @@ func pool(ctx context.Context, pairs []pair, fn func(context.Context, pair) erro
 	return poolN(ctx, pairs, concurrency, fn)
 }
 
-// poolN runs fn over pairs with n workers, and returns the first error.
-func poolN(ctx context.Context, pairs []pair, n int, fn func(context.Context, pair) error) error {
+// poolN runs fn over items with n workers, and returns the first error.
+func poolN[T any](ctx context.Context, items []T, n int, fn func(context.Context, T) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan pair)
+	work := make(chan T)
 	var (
 		wg       sync.WaitGroup
 		once     sync.Once
@@ -55,16 +55,16 @@ func poolN(ctx context.Context, pairs []pair, n int, fn func(context.Context, pa
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for p := range work {
-				if err := fn(ctx, p); err != nil {
+			for item := range work {
+				if err := fn(ctx, item); err != nil {
 					once.Do(func() { firstErr = err; cancel() })
 				}
 			}
 		}()
 	}
-	for _, p := range pairs {
+	for _, item := range items {
 		select {
-		case work <- p:
+		case work <- item:
 		case <-ctx.Done():
 		}
 	}

@@ -3,16 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/e2e/env"
 	"github.com/image-cloner/image-cloner/internal/backups"
@@ -36,7 +35,6 @@ func BenchmarkCachedDeployment(b *testing.B) {
 		indexed := tc.indexed
 		b.Run(tc.name, func(b *testing.B) {
 			data := fleetDeploymentJSON(b)
-			decoder := serializer.NewCodecFactory(testenv.Scheme()).UniversalDeserializer()
 			indexers := toolscache.Indexers{}
 			if indexed {
 				indexers[toolscache.NamespaceIndex] = toolscache.MetaNamespaceIndexFunc
@@ -51,30 +49,15 @@ func BenchmarkCachedDeployment(b *testing.B) {
 					return out, nil
 				}
 			}
-			store := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, indexers)
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			for i := 0; i < b.N; i++ {
-				obj, _, err := decoder.Decode(data, nil, &appsv1.Deployment{})
-				if err != nil {
-					b.Fatal(err)
-				}
+			testenv.StoreHeap(b, data, func() client.Object { return &appsv1.Deployment{} }, indexers, func(obj client.Object, i int) (any, error) {
 				d := obj.(*appsv1.Deployment)
 				d.Name = fmt.Sprintf("w1-%05d", i)
 				d.ManagedFields = nil
 				if tc.trimmed {
 					d = imagesOnly(d)
 				}
-				if err := store.Add(d); err != nil {
-					b.Fatal(err)
-				}
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "live-B/object")
-			b.ReportMetric(float64(len(data)), "json-B/object")
-			runtime.KeepAlive(store)
+				return d, nil
+			})
 		})
 	}
 }

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -157,30 +156,10 @@ func BenchmarkCachedPod(b *testing.B) {
 		transform toolscache.TransformFunc
 	}{{"managed-fields-stripped", cache.TransformStripManagedFields()}, {"projected", ProjectPod}} {
 		b.Run(tc.name, func(b *testing.B) {
-			decoder := serializer.NewCodecFactory(testenv.Scheme()).UniversalDeserializer()
-			store := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, podIndexers())
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			for i := 0; i < b.N; i++ {
-				obj, _, err := decoder.Decode(data, nil, &corev1.Pod{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				obj.(*corev1.Pod).Name = fmt.Sprintf("app-017-5d8f9c7b4-%06d", i)
-				kept, err := tc.transform(obj)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := store.Add(kept); err != nil {
-					b.Fatal(err)
-				}
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "live-B/object")
-			b.ReportMetric(float64(len(data)), "json-B/object")
-			runtime.KeepAlive(store)
+			testenv.StoreHeap(b, data, func() client.Object { return &corev1.Pod{} }, podIndexers(), func(obj client.Object, i int) (any, error) {
+				obj.SetName(fmt.Sprintf("app-017-5d8f9c7b4-%06d", i))
+				return tc.transform(obj)
+			})
 		})
 	}
 }
