@@ -120,6 +120,7 @@ func runExternal(ctx context.Context, t *testing.T, in e2e.FleetInput) {
 		{"Patching", func(t *testing.T) { e2e.PatchingSpec(ctx, t, in) }},
 		{"Admission", func(t *testing.T) { e2e.AdmissionSpec(ctx, t, in) }},
 		{"MultiArch", func(t *testing.T) { e2e.MultiArchSpec(ctx, t, in) }},
+		{"AnyOwnerPods", func(t *testing.T) { e2e.AnyOwnerPodsSpec(ctx, t, in) }},
 		{"CredentialRotation", func(t *testing.T) { e2e.CredentialRotationSpec(ctx, t, in) }},
 		{"ClusterRemoval", func(t *testing.T) { e2e.ClusterRemovalSpec(ctx, t, in) }},
 	} {
