@@ -164,8 +164,9 @@ func isBackupOf(image string, ci *v1alpha1.ClonedImage) string {
 // nothing else) leads to a Ready ClonedImage, and a second Pod created afterwards comes back
 // from the create already pointing at the backup, with its original image in
 // image-cloner.io/original-images. A probe (autoModeInForce) shows the agent really runs in
-// auto mode: in workload mode the same Pods would be rewritten too. It restores each member's
-// ConfigMap and deletes the CRD when it ends.
+// auto mode (in workload mode the same Pods would be rewritten too), and a control in the
+// first member, switched to workload mode, that the probe tells the modes apart. It restores
+// each member's ConfigMap and deletes the CRDs when it ends.
 func AnyOwnerPodsSpec(ctx context.Context, t *testing.T, in FleetInput) {
 	g := gomega.NewWithT(t)
 	bareRef, _ := pushImage(t, in, "bare")
@@ -206,7 +207,18 @@ func AnyOwnerPodsSpec(ctx context.Context, t *testing.T, in FleetInput) {
 			g.Expect(originals).To(gomega.ContainElement(c.ref), "the original image of %s is kept", c.what)
 			t.Logf("%s: %s %s/%s admitted as %s", m.Name, c.what, ns, p.Name, p.Spec.Containers[0].Image)
 		}
-		autoModeInForce(ctx, t, in, m, ns, bareRef)
+		ds := autoModeInForce(ctx, t, in, m, ns, bareRef)
+		if m != in.Members[0] {
+			continue
+		}
+		// The control: with REWRITE_MODE=workload the probe's c0 is rewritten too, so the probe
+		// tells the modes apart. The member goes back to auto, then as it was, when t ends.
+		useRewriteMode(ctx, t, in, m, config.RewriteWorkload)
+		ci := waitReady(ctx, t, in, m, bareRef)
+		g.Eventually(func(g gomega.Gomega) {
+			c0, _ := probeRewrite(ctx, g, m, ds, bareRef)
+			g.Expect(c0).To(gomega.HavePrefix(ci.Status.Backup), "with REWRITE_MODE=workload the probe's c0 is rewritten")
+		}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
 	}
 }
 
@@ -214,26 +226,35 @@ func AnyOwnerPodsSpec(ctx context.Context, t *testing.T, in FleetInput) {
 // by a DaemonSet (opted out, so its template keeps ref; placed on no node) with two
 // containers of ref, c0 as the DaemonSet's template declares it and c1 not in the template
 // (an injected sidecar), is admitted with c0 left to the workload patch and c1 pointed at the
-// backup. REWRITE_MODE=workload would rewrite both, and an agent not answering (failurePolicy
-// Ignore) neither. ref must have a Ready backup in k.
-func autoModeInForce(ctx context.Context, t testing.TB, in FleetInput, k *Kube, ns, ref string) {
+// backup. REWRITE_MODE=workload would rewrite both (the control in AnyOwnerPodsSpec), and an
+// agent not answering (failurePolicy Ignore) neither. ref must have a Ready backup in k. It
+// returns the DaemonSet.
+func autoModeInForce(ctx context.Context, t testing.TB, in FleetInput, k *Kube, ns, ref string) *appsv1.DaemonSet {
 	t.Helper()
-	g := gomega.NewWithT(t)
 	ci := waitReady(ctx, t, in, k, ref)
 	ds := daemonSet(ns, "probe-"+randomSuffix(), ref)
 	ds.Labels = map[string]string{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue}
 	ds.Spec.Template.Spec.NodeSelector = map[string]string{"e2e.image-cloner.io/no-such-node": "true"}
+	g := gomega.NewWithT(t)
 	g.Expect(k.Client.Create(ctx, ds)).To(gomega.Succeed())
 	g.Expect(ds.Spec.Template.Spec.Containers[0].Image).To(gomega.Equal(ref), "the opted-out DaemonSet was rewritten")
-	owner := metav1.OwnerReference{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: "DaemonSet", Name: ds.Name, UID: ds.UID, Controller: ptr.To(true)}
 	// Until the agent's cache has the DaemonSet, auto mode sees a Pod without a patched owner
 	// and rewrites c0 too: retry.
 	g.Eventually(func(g gomega.Gomega) {
-		p := pod(ns, ds.Name+"-probe", ref, &owner)
-		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "c1", Image: ref})
-		g.Expect(k.Client.Create(ctx, p, client.DryRunAll)).To(gomega.Succeed())
-		g.Expect(p.Spec.Containers[1].Image).To(gomega.HavePrefix(ci.Status.Backup), "the sidecar c1 of the DaemonSet's Pod is rewritten (is the agent answering?)")
-		g.Expect(p.Spec.Containers[0].Image).To(gomega.Equal(ref), "c0, declared by the DaemonSet's template, is left to the workload patch in auto mode")
+		c0, c1 := probeRewrite(ctx, g, k, ds, ref)
+		g.Expect(c1).To(gomega.HavePrefix(ci.Status.Backup), "the sidecar c1 of the DaemonSet's Pod is rewritten (is the agent answering?)")
+		g.Expect(c0).To(gomega.Equal(ref), "c0, declared by the DaemonSet's template, is left to the workload patch in auto mode")
 	}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed(), "REWRITE_MODE=auto is in force in %s", k.Name)
 	t.Logf("%s: REWRITE_MODE=auto in force: a DaemonSet's Pod keeps its template's container, its sidecar is rewritten", k.Name)
+	return ds
+}
+
+// probeRewrite creates, as a dry run, a Pod of ds with containers c0 and c1 of ref, and
+// returns their images as admitted.
+func probeRewrite(ctx context.Context, g gomega.Gomega, k *Kube, ds *appsv1.DaemonSet, ref string) (c0, c1 string) {
+	owner := metav1.OwnerReference{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: "DaemonSet", Name: ds.Name, UID: ds.UID, Controller: ptr.To(true)}
+	p := pod(ds.Namespace, ds.Name+"-probe", ref, &owner)
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "c1", Image: ref})
+	g.Expect(k.Client.Create(ctx, p, client.DryRunAll)).To(gomega.Succeed())
+	return p.Spec.Containers[0].Image, p.Spec.Containers[1].Image
 }
