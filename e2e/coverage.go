@@ -8,11 +8,17 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
@@ -165,4 +171,100 @@ func coverageMismatch(hub coverageFigure, pods podCount) string {
 	}
 	return fmt.Sprintf("%s: %s (hub: %v; not from a backup though under the backup registry: %v)",
 		hub.Cluster, strings.Join(why, "; "), hub.Containers, pods.Unmatched)
+}
+
+// podsAndImages lists k's Pods and ClonedImages.
+func podsAndImages(ctx context.Context, k *Kube) ([]corev1.Pod, []v1alpha1.ClonedImage, error) {
+	var pods corev1.PodList
+	if err := k.Client.List(ctx, &pods); err != nil {
+		return nil, nil, fmt.Errorf("listing Pods of %s: %w", k.Name, err)
+	}
+	var cis v1alpha1.ClonedImageList
+	if err := k.Client.List(ctx, &cis); err != nil {
+		return nil, nil, fmt.Errorf("listing ClonedImages of %s: %w", k.Name, err)
+	}
+	return pods.Items, cis.Items, nil
+}
+
+// PodsCoverageSpec: the hub's coverage figure of a member is what its nodes run. In the first
+// member, with REWRITE_MODE=auto, a bare Pod and an operator's Pod (controlled by a custom
+// resource of a CRD installed for the spec) are admitted before their image has a backup and
+// run from upstream; once the backup is Ready a second bare Pod and a second operator Pod are
+// rewritten at admission and run from the backup: Running, each container's status.imageID
+// with the backup's digest. Then the hub's /api/v1/coverage for that member must agree with a
+// count made from the member's Pods alone (countCoverage): as many running containers in all,
+// and as many from backups as run a ClonedImage's backup with its digest, these two among
+// them; the two upstream Pods are owner-not-patchable in the hub's figure. A control: the same
+// count with the backup's digest changed disagrees with the hub, so the comparison can fail.
+// It needs the hub's dashboard (in.DashboardURL) and is skipped without it.
+func PodsCoverageSpec(ctx context.Context, t *testing.T, in NodesInput) {
+	if in.DashboardURL == "" {
+		t.Skip("the hub's dashboard address is not known (DashboardURL): not checked")
+	}
+	g := gomega.NewWithT(t)
+	m := in.Members[0]
+	useRewriteMode(ctx, t, in.FleetInput, m, config.RewriteAuto)
+	op := installOperatorKind(ctx, t, m)
+	ns := newNamespace(ctx, t, m)
+	owner := op.create(ctx, t, m, ns, "db")
+	ref, digest := pushRunnable(t, in, "cover")
+	mk := func(name string, owner *metav1.OwnerReference) func() *corev1.Pod {
+		return func() *corev1.Pod {
+			p := pod(ns, name+"-"+randomSuffix(), ref, owner)
+			alwaysPull(&p.Spec)
+			return p
+		}
+	}
+	var upstream []*corev1.Pod
+	for _, o := range []*metav1.OwnerReference{nil, &owner} {
+		p := mk("upstream", o)()
+		g.Expect(m.Client.Create(ctx, p)).To(gomega.Succeed())
+		upstream = append(upstream, p)
+	}
+	ci := waitReady(ctx, t, in.FleetInput, m, ref)
+	g.Expect(ci.Status.Digest).To(gomega.Equal(digest.String()))
+	backup := []*corev1.Pod{
+		createRewritten(ctx, t, in.FleetInput, m, ci, mk("backup", nil)),
+		createRewritten(ctx, t, in.FleetInput, m, ci, mk("backup", &owner)),
+	}
+	waitPodsRun(ctx, t, in, m, upstream, repository(t, ref), digest)
+	waitPodsRun(ctx, t, in, m, backup, repository(t, ci.Status.Backup), digest)
+
+	var hub coverageFigure
+	var counted podCount
+	g.Eventually(func(g gomega.Gomega) {
+		pods, cis, err := podsAndImages(ctx, m)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		counted = countCoverage(pods, cis, in.BackupRegistry)
+		hub, err = hubCoverage(ctx, in.DashboardURL, m.Name)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		g.Expect(coverageMismatch(hub, counted)).To(gomega.BeEmpty())
+		g.Expect(counted.FromBackup).To(gomega.BeNumerically(">=", len(backup)), "the spec's backup Pods are counted")
+		g.Expect(hub.Containers["owner-not-patchable"]).To(gomega.BeNumerically(">=", len(upstream)), "the upstream bare and operator Pods: %v", hub.Containers)
+
+		// The control: had the nodes started another digest, the count would disagree.
+		tampered := make([]v1alpha1.ClonedImage, len(cis))
+		for i := range cis {
+			tampered[i] = *cis[i].DeepCopy()
+			if tampered[i].Name == ci.Name {
+				tampered[i].Status.Digest = "sha256:" + strings.Repeat("0", 64)
+			}
+		}
+		g.Expect(coverageMismatch(hub, countCoverage(pods, tampered, in.BackupRegistry))).NotTo(gomega.BeEmpty(),
+			"the comparison accepted containers whose digest is not the backup's")
+	}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
+	t.Logf("%s: the hub's coverage %v agrees with the Pods: %d running containers, %d from backups with their digest",
+		m.Name, hub.Containers, counted.Total, counted.FromBackup)
+}
+
+// waitPodsRun waits until each of pods (by name) runs from repo@digest (runsFrom).
+func waitPodsRun(ctx context.Context, t testing.TB, in NodesInput, k *Kube, pods []*corev1.Pod, repo string, digest v1.Hash) {
+	t.Helper()
+	gomega.NewWithT(t).Eventually(func(g gomega.Gomega) {
+		for _, p := range pods {
+			var got corev1.Pod
+			g.Expect(k.Client.Get(ctx, client.ObjectKeyFromObject(p), &got)).To(gomega.Succeed())
+			g.Expect(runsFrom(got, repo, digest)).To(gomega.BeEmpty(), "in %s", k.Name)
+		}
+	}).WithTimeout(2 * in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
 }

@@ -23,7 +23,8 @@ import (
 //	E2E_KIND_RUNNABLE_BINARY     a static binary that runs until SIGTERM (hack/kind/pause)
 //
 // Go runs it after TestExternal (file order), which matters: UpstreamGone stops the upstream
-// registry for a while.
+// registry for a while. The hub's dashboard, which PodsCoverage reads, is reached by a
+// port-forward to the hub's Pod made in this process.
 func TestKindNodes(t *testing.T) {
 	upstream, backup := os.Getenv("E2E_KIND_UPSTREAM_CONTAINER"), os.Getenv("E2E_KIND_BACKUP_CONTAINER")
 	if upstream == "" || backup == "" {
@@ -49,11 +50,19 @@ func TestKindNodes(t *testing.T) {
 	if in.RunnableBinary == "" || in.PullUser == "" {
 		t.Fatal("E2E_KIND_RUNNABLE_BINARY and E2E_KIND_PULL_USER must be set too")
 	}
+	// The hub's dashboard listens on its Pod's loopback (deploy/hub): a port-forward reaches it.
+	url, stop, err := e2e.ForwardHubDashboard(ctx, in.Hub, in.HubNamespace)
+	if err != nil {
+		t.Fatalf("reaching the hub's dashboard: %v", err)
+	}
+	t.Cleanup(stop)
+	in.DashboardURL = url
 	for _, spec := range []struct {
 		name string
 		run  func(*testing.T)
 	}{
 		{"PodsRunFromBackup", func(t *testing.T) { e2e.PodsRunFromBackupSpec(ctx, t, in) }},
+		{"PodsCoverage", func(t *testing.T) { e2e.PodsCoverageSpec(ctx, t, in) }},
 		// Last: it stops the upstream registry (and starts it again when it ends).
 		{"UpstreamGone", func(t *testing.T) { e2e.UpstreamGoneSpec(ctx, t, in) }},
 	} {

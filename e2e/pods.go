@@ -157,6 +157,26 @@ func isBackupOf(image string, ci *v1alpha1.ClonedImage) string {
 	return fmt.Sprintf("image %s is not the backup %s (nor pinned to %s)", image, ci.Status.Backup, ci.Status.Digest)
 }
 
+// createRewritten creates the Pod mk returns until the API server gives it back pointing at
+// ci's backup and pulling with the namespace's image-cloner-pull: the agent's cache may see a
+// new ClonedImage, or the new namespace's pull Secret, a moment after the API server. Pods of
+// earlier tries are deleted. It returns the Pod as created.
+func createRewritten(ctx context.Context, t testing.TB, in FleetInput, k *Kube, ci *v1alpha1.ClonedImage, mk func() *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	var p *corev1.Pod
+	gomega.NewWithT(t).Eventually(func(g gomega.Gomega) {
+		if p != nil {
+			_ = k.Client.Delete(ctx, p)
+		}
+		p = mk()
+		g.Expect(k.Client.Create(ctx, p)).To(gomega.Succeed())
+		g.Expect(isBackupOf(p.Spec.Containers[0].Image, ci)).To(gomega.BeEmpty(), "Pod %s/%s in %s is rewritten at admission", p.Namespace, p.Name, k.Name)
+		g.Expect(p.Spec.ImagePullSecrets).To(gomega.ContainElement(corev1.LocalObjectReference{Name: v1alpha1.NamespacePullSecretName}),
+			"Pod %s/%s in %s pulls with the namespace's pull Secret", p.Namespace, p.Name, k.Name)
+	}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
+	return p
+}
+
 // AnyOwnerPodsSpec: with REWRITE_MODE=auto in every member, Pods that no workload the agent
 // patches owns are backed up and pointed at their backup at admission: (a) a bare Pod and
 // (b) an operator's Pod, controlled by an instance of a custom resource (a CRD installed for
@@ -195,13 +215,7 @@ func AnyOwnerPodsSpec(ctx context.Context, t *testing.T, in FleetInput) {
 			{"a Pod of " + owner.Kind + " " + owner.Name, ownedRef, &owner},
 		} {
 			ci := waitReady(ctx, t, in, m, c.ref)
-			var p *corev1.Pod
-			// The agent's cache may see the new ClonedImage a moment after the API server.
-			g.Eventually(func(g gomega.Gomega) {
-				p = pod(ns, "second-"+randomSuffix(), c.ref, c.owner)
-				g.Expect(m.Client.Create(ctx, p)).To(gomega.Succeed())
-				g.Expect(isBackupOf(p.Spec.Containers[0].Image, ci)).To(gomega.BeEmpty(), "%s in %s/%s is rewritten at admission", c.what, m.Name, ns)
-			}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
+			p := createRewritten(ctx, t, in, m, ci, func() *corev1.Pod { return pod(ns, "second-"+randomSuffix(), c.ref, c.owner) })
 			originals, err := workload.Originals(p)
 			g.Expect(err).NotTo(gomega.HaveOccurred())
 			g.Expect(originals).To(gomega.ContainElement(c.ref), "the original image of %s is kept", c.what)
