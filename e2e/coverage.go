@@ -230,19 +230,28 @@ func PodsCoverageSpec(ctx context.Context, t *testing.T, in NodesInput) {
 	waitPodsRun(ctx, t, in, m, upstream, repository(t, ref), digest)
 	waitPodsRun(ctx, t, in, m, backup, repository(t, ci.Status.Backup), digest)
 
+	coverageAgrees(ctx, t, in.FleetInput, m, ci, len(backup), len(upstream))
+}
+
+// coverageAgrees waits until the hub's coverage figure of member k agrees with countCoverage
+// of k's Pods (coverageMismatch), counting at least minBackup containers from backups and
+// minNotPatchable owner-not-patchable ones. The control: the same count with ci's digest
+// changed must disagree with the hub, so that the comparison is seen to fail where the nodes
+// did not start the backup's digest.
+func coverageAgrees(ctx context.Context, t testing.TB, in FleetInput, k *Kube, ci *v1alpha1.ClonedImage, minBackup, minNotPatchable int) {
+	t.Helper()
 	var hub coverageFigure
 	var counted podCount
-	g.Eventually(func(g gomega.Gomega) {
-		pods, cis, err := podsAndImages(ctx, m)
+	gomega.NewWithT(t).Eventually(func(g gomega.Gomega) {
+		pods, cis, err := podsAndImages(ctx, k)
 		g.Expect(err).NotTo(gomega.HaveOccurred())
 		counted = countCoverage(pods, cis, in.BackupRegistry)
-		hub, err = hubCoverage(ctx, in.DashboardURL, m.Name)
+		hub, err = hubCoverage(ctx, in.DashboardURL, k.Name)
 		g.Expect(err).NotTo(gomega.HaveOccurred())
 		g.Expect(coverageMismatch(hub, counted)).To(gomega.BeEmpty())
-		g.Expect(counted.FromBackup).To(gomega.BeNumerically(">=", len(backup)), "the spec's backup Pods are counted")
-		g.Expect(hub.Containers["owner-not-patchable"]).To(gomega.BeNumerically(">=", len(upstream)), "the upstream bare and operator Pods: %v", hub.Containers)
+		g.Expect(counted.FromBackup).To(gomega.BeNumerically(">=", minBackup), "the spec's backup Pods are counted")
+		g.Expect(hub.Containers["owner-not-patchable"]).To(gomega.BeNumerically(">=", minNotPatchable), "the upstream bare and operator Pods: %v", hub.Containers)
 
-		// The control: had the nodes started another digest, the count would disagree.
 		tampered := make([]v1alpha1.ClonedImage, len(cis))
 		for i := range cis {
 			tampered[i] = *cis[i].DeepCopy()
@@ -254,7 +263,7 @@ func PodsCoverageSpec(ctx context.Context, t *testing.T, in NodesInput) {
 			"the comparison accepted containers whose digest is not the backup's")
 	}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
 	t.Logf("%s: the hub's coverage %v agrees with the Pods: %d running containers, %d from backups with their digest",
-		m.Name, hub.Containers, counted.Total, counted.FromBackup)
+		k.Name, hub.Containers, counted.Total, counted.FromBackup)
 }
 
 // waitPodsRun waits until each of pods (by name) runs from repo@digest (runsFrom).
