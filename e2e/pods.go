@@ -233,6 +233,7 @@ func AnyOwnerPodsSpec(ctx context.Context, t *testing.T, in FleetInput) {
 			c0, _ := probeRewrite(ctx, g, m, ds, bareRef)
 			g.Expect(c0).To(gomega.HavePrefix(ci.Status.Backup), "with REWRITE_MODE=workload the probe's c0 is rewritten")
 		}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
+		t.Logf("%s: the control: with REWRITE_MODE=workload the probe's template container is rewritten too", m.Name)
 	}
 }
 
