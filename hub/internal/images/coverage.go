@@ -57,7 +57,8 @@ type Coverage struct {
 
 // Coverage computes the coverage figure of every connected member from its cache: the
 // running containers of its Running Pods (projections: clusters.ProjectPod keeps what this
-// reads). It returns the members it could read, and an error naming the others.
+// reads). It returns the members it could read, and an error naming the others, and the
+// registered clusters that are not connected.
 func (r *Reconciler) Coverage(ctx context.Context) ([]Coverage, error) {
 	cfg, _ := r.InForce()
 	if cfg == nil {
@@ -72,6 +73,17 @@ func (r *Reconciler) Coverage(ctx context.Context) ([]Coverage, error) {
 			continue
 		}
 		out = append(out, c)
+	}
+	// A registered cluster that is not connected has no cache to count: say so rather than
+	// leave it out of the figure silently.
+	counted := map[string]bool{}
+	for _, c := range out {
+		counted[c.Cluster] = true
+	}
+	for _, st := range r.Fleet.Snapshot() {
+		if st.Cluster != "" && !counted[st.Cluster] && st.State != clusters.Connected {
+			errs = append(errs, fmt.Errorf("cluster %s is %s: its containers are not counted", st.Cluster, st.State))
+		}
 	}
 	return out, errors.Join(errs...)
 }
