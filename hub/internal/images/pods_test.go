@@ -368,3 +368,36 @@ func TestPods_memberCacheHoldsOnlyAProjection(t *testing.T) {
 	// The original the annotation records counts as used, as a rewritten workload's does.
 	waitFor(t, original, "Ready for the Pod's recorded original", isReady)
 }
+
+// A member's cache holds a projection of each workload too: what the hub reads of a cached
+// Deployment is exactly clusters.ProjectWorkload of what the API server has.
+func TestWorkloads_memberCacheHoldsOnlyAProjection(t *testing.T) {
+	g := NewWithT(t)
+	image := "registry.example/projection/deployment:1"
+	script(image)
+	useImages(t, map[string]string{"team": "a", v1alpha1.IgnoreLabel: "false"}, image)
+	server := optedOutDeployment(t, image) // the Deployment useImages made, read from the API server
+	g.Expect(server.ManagedFields).NotTo(BeEmpty(), "the API server keeps managed fields: the cache must drop them")
+	g.Expect(server.Spec.Selector).NotTo(BeNil())
+
+	var cached *appsv1.Deployment
+	g.Expect(testenv.WaitFor(t.Context(), wait, func(ctx context.Context) (bool, error) {
+		members := suite.fleet.Members()
+		if len(members) != 1 {
+			return false, nil // not connected yet
+		}
+		cached = &appsv1.Deployment{}
+		if err := members[0].Cluster.GetClient().Get(ctx, client.ObjectKeyFromObject(server), cached); client.IgnoreNotFound(err) != nil {
+			return false, err
+		}
+		return cached.ResourceVersion == server.ResourceVersion, nil
+	})).To(Succeed())
+	projected, err := clusters.ProjectWorkload(server.DeepCopy())
+	g.Expect(err).NotTo(HaveOccurred())
+	want := projected.(*appsv1.Deployment)
+	cached.TypeMeta, want.TypeMeta = metav1.TypeMeta{}, metav1.TypeMeta{}
+	g.Expect(cached).To(Equal(want))
+	g.Expect(cached.Spec.Selector).To(BeNil())
+	g.Expect(cached.Labels).To(Equal(map[string]string{v1alpha1.IgnoreLabel: "false"}))
+	waitFor(t, image, "Ready from the projected Deployment", isReady)
+}
