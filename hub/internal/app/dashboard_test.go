@@ -18,9 +18,12 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/image-cloner/image-cloner/hub/internal/dashboard"
+	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/internal/testenv"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
@@ -33,8 +36,10 @@ const chromium = "/usr/bin/chromium"
 // TestDashboard_showsTheFleetLiveInABrowser drives a real headless Chromium against the
 // dashboard of a hub reconciling two real members: the clusters page lists both registrations;
 // the images page shows a failed image with its reason, and an image whose copy the test holds
-// back moving to Ready once it is let go, without a reload; the clusters page turns a member
-// Unreachable after its API server stops. The API agrees with the members' own ClonedImages, and
+// back moving to Ready once it is let go, without a reload; the coverage page counts a member's
+// running containers by where their image comes from, live, and the overview sums them up; the
+// clusters page turns a member Unreachable after its API server stops, and the coverage page
+// names it as not counted. The API agrees with the members' own ClonedImages, and
 // no page or API response holds a credential. Screenshots go to $ARTIFACTS or
 // artifacts/screenshots.
 func TestDashboard_showsTheFleetLiveInABrowser(t *testing.T) {
@@ -91,6 +96,36 @@ func TestDashboard_showsTheFleetLiveInABrowser(t *testing.T) {
 	// The API says what `kubectl get clonedimages` says in each member.
 	expectAPIMatchesMembers(t, base, f)
 
+	// Coverage: m1 runs a bare Pod of each kind of image (there is no kubelet: the test gives
+	// them a running status); the page counts the running containers by where their image
+	// comes from, follows a new one live, and the overview sums it up.
+	backup := waitPhase(t, m1, good, v1alpha1.PhaseReady).Status.Backup
+	cns := namespace(t, m1)
+	for _, image := range []string{backup, good, missing} {
+		runningPod(t, m1, cns, image)
+	}
+	b.open(base + "/coverage")
+	b.eval(`window.__sameDocument = true`)
+	row := fmt.Sprintf(`#coverage tbody tr[data-cluster=%q]`, m1.Name)
+	b.waitFor(row + `[data-running="3"][data-backup="1"]`)
+	b.waitExact(row+` td[data-state="owner-not-patchable"]`, "1")
+	b.waitExact(row+` td[data-state="failed"]`, "1")
+	b.waitExact(row+` td[data-state="not-copied-yet"]`, "0")
+	b.waitText(row, v1alpha1.ReasonSourceNotFound)
+	b.waitFor(fmt.Sprintf(`#coverage tbody tr[data-cluster=%q][data-running="0"]`, m2.Name))
+	runningPod(t, m1, cns, backup)
+	b.waitFor(row + `[data-running="4"][data-backup="2"]`)
+	b.waitFor(`#coverage tfoot tr[data-cluster="(fleet)"][data-running="4"][data-backup="2"]`)
+	g.Expect(b.eval(`window.__sameDocument === true && Number(document.getElementById("main").dataset.refreshed) > 0`)).To(BeTrue(),
+		"the coverage page was reloaded instead of updated in place")
+	b.screenshot(filepath.Join(shots, "coverage.png"))
+	b.open(base + "/")
+	b.waitExact(`#coverage-share`, "50%")
+	b.waitExact(`#coverage-upstream`, "2 of 4 from upstream")
+	var cov dashboard.CoverageView
+	g.Expect(getJSON(ctx, base+"/api/v1/coverage", &cov)).To(Succeed())
+	g.Expect(cov.Fleet).To(Equal(map[images.ContainerState]int{images.FromBackup: 2, images.OwnerNotPatchable: 1, images.CopyFailed: 1}))
+
 	// A member whose API server stops turns Unreachable on the page, live.
 	b.open(base + "/clusters")
 	b.eval(`window.__sameDocument = true`)
@@ -102,7 +137,12 @@ func TestDashboard_showsTheFleetLiveInABrowser(t *testing.T) {
 	b.open(base + "/")
 	b.waitText(`#clusters-unreachable`, "1 unreachable")
 	b.waitText(`#images-failed`, "1 failed")
+	b.waitText(`#coverage-uncounted`, "not every cluster is counted")
 	b.screenshot(filepath.Join(shots, "overview.png"))
+	// The coverage page says which member it could not count.
+	b.open(base + "/coverage")
+	b.waitText(`#coverage-error`, m1.Name+" is Unreachable")
+	b.waitFor(fmt.Sprintf(`#coverage tbody tr[data-cluster=%q]`, m2.Name))
 	// The unreachable member's images stay, as last known.
 	b.open(base + "/images")
 	b.waitText(fmt.Sprintf(`tr[data-image=%q][data-phase="Failed"]`, missing), m1.Name+" (last known)")
@@ -194,7 +234,7 @@ func expectNoCredentials(t *testing.T, base string, f *fleet) {
 		}
 		g.Expect(len(secrets)).To(BeNumerically(">", 5), "the member kubeconfig holds no credential to look for")
 	}
-	paths := []string{"/", "/?fragment=1", "/clusters", "/images", "/images?q=team", "/logs", "/logs?level=debug", "/api/v1/overview", "/api/v1/clusters", "/api/v1/images", "/api/v1/logs?limit=100000"}
+	paths := []string{"/", "/?fragment=1", "/clusters", "/images", "/images?q=team", "/coverage", "/api/v1/coverage", "/logs", "/logs?level=debug", "/api/v1/overview", "/api/v1/clusters", "/api/v1/images", "/api/v1/logs?limit=100000"}
 	for _, p := range paths {
 		body, err := getBody(t.Context(), base+p)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -334,6 +374,12 @@ func (b *browser) waitFor(sel string) {
 	b.poll(fmt.Sprintf(`document.querySelector(%s) !== null`, jsString(sel)), sel)
 }
 
+// waitExact waits until the text of the node matching sel is text, spaces around it aside.
+func (b *browser) waitExact(sel, text string) {
+	b.t.Helper()
+	b.poll(fmt.Sprintf(`((document.querySelector(%s) || {}).textContent || "").trim() === %s`, jsString(sel), jsString(text)), sel+" reading "+text)
+}
+
 // waitText waits until the node matching sel contains text.
 func (b *browser) waitText(sel, text string) {
 	b.t.Helper()
@@ -408,4 +454,19 @@ func (g *gate) waitHeld(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatalf("no request for %s reached the registry", g.fragment)
 	}
+}
+
+// runningPod creates a bare Pod in ns of c whose containers run images, with the status a
+// kubelet would give it once they all run.
+func runningPod(t *testing.T, c *testenv.Cluster, ns string, images ...string) {
+	t.Helper()
+	g := NewWithT(t)
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bare-"}, Spec: podSpec(images...).Spec}
+	g.Expect(c.Client.Create(t.Context(), p)).To(Succeed())
+	p.Status.Phase = corev1.PodRunning
+	for _, ctr := range p.Spec.Containers {
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: ctr.Name, Image: ctr.Image,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})
+	}
+	g.Expect(c.Client.Status().Update(t.Context(), p)).To(Succeed())
 }

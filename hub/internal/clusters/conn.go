@@ -209,9 +209,9 @@ func (c *conn) serve(ctx context.Context) (bool, error) {
 		o.Cache = cache.Options{
 			HTTPClient:       cacheHTTPClient,
 			DefaultTransform: cache.TransformStripManagedFields(),
-			// Pods are cached as projections (ProjectPod): a member has many more Pods than
-			// workloads, and the hub reads only their names, owners and images.
-			ByObject:                    map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: ProjectPod}},
+			// Pods and workloads are cached as projections (ProjectPod, ProjectWorkload): the
+			// hub reads only their names, owners, opt-out labels and images.
+			ByObject:                    projections(),
 			ReaderFailOnMissingInformer: true,
 		}
 		o.NewCache = func(_ *rest.Config, opts cache.Options) (cache.Cache, error) { return cache.New(cacheConfig, opts) }

@@ -43,9 +43,17 @@ func testView() View {
 	}
 }
 
+// testCoverage is the coverage figure of the test server: east runs 10 containers, 7 from
+// backups; west is not connected.
+func testCoverage(context.Context) ([]images.Coverage, error) {
+	return []images.Coverage{{Cluster: "east",
+		Containers: map[images.ContainerState]int{images.FromBackup: 7, images.CopyFailed: 1, images.OwnerNotPatchable: 2},
+		Failed:     map[string]int{"RateLimited": 1}}}, nil
+}
+
 func newTestServer(t *testing.T, logs *LogBuffer) *httptest.Server {
 	t.Helper()
-	d, err := New(Options{Collect: func(context.Context) View { return testView() }, Logs: logs, MetricsAddr: ":8080", ProbeAddr: ":8081"})
+	d, err := New(Options{Collect: func(context.Context) View { return testView() }, Coverage: testCoverage, Logs: logs, MetricsAddr: ":8080", ProbeAddr: ":8081"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +92,11 @@ func TestHandler_pagesShowTheView(t *testing.T) {
 	}{
 		{"overview", "/", []string{"<title>image-cloner · overview", `id="clusters-connected">1<`, "1 unreachable", `id="images-ready">1<`, "1 failed", "25%", "3.0 MiB", "index.docker.io", "<svg", "<polyline", `/static/app.js`, ":8080/metrics"}, nil},
 		{"overview fragment", "/?fragment=1", []string{`id="clusters-connected">1<`, "<svg"}, []string{"<html", "<header"}},
+		{"overview coverage card", "/", []string{`id="coverage-share">70%<`, `id="coverage-upstream">3 of 10 from upstream<`, `href="/coverage"`}, nil},
+		{"coverage", "/coverage", []string{`data-cluster="east" data-running="10" data-backup="7"`, "7 · 70%",
+			`data-state="owner-not-patchable" class="">2<`, `data-state="failed" class="">1<`, `data-state="not-copied-yet" class="muted">0<`,
+			"<b>RateLimited</b> 1", `data-cluster="(fleet)" data-running="10" data-backup="7"`, "owner not patchable", "only REWRITE_MODE pod or auto"}, []string{`id="coverage-error"`}},
+		{"coverage fragment", "/coverage?fragment=1", []string{`data-cluster="east"`}, []string{"<html"}},
 		{"clusters", "/clusters", []string{`data-cluster="east" data-state="Connected"`, `data-cluster="west" data-state="Unreachable"`, "image-cloner-system/west-kubeconfig", "cluster-api", "probing /readyz: connection refused", "1 ready", "1 failed"}, nil},
 		{"images", "/images", []string{`data-image="docker.io/library/nginx:1.25" data-phase="Ready"`, "quay.io/acme/nginx:1.25", "sha256:01234567", "2.0 KiB", `data-phase="Failed"`, "SourceNotFound", "check the image name and tag", "2 of 2 images"}, nil},
 		{"images search", "/images?q=missing", []string{"1 of 2 images matching", "docker.io/library/missing:1"}, []string{`data-image="docker.io/library/nginx:1.25"`}},
@@ -313,9 +326,9 @@ func TestHandler_coverageAnswersTheFigureAndNamesWhatCouldNotBeRead(t *testing.T
 		want     CoverageView
 	}{
 		{"every member read", func(context.Context) ([]images.Coverage, error) { return []images.Coverage{east}, nil },
-			http.StatusOK, CoverageView{Clusters: []images.Coverage{east}}},
+			http.StatusOK, CoverageView{Clusters: []images.Coverage{east}, Fleet: map[images.ContainerState]int{images.FromBackup: 7, images.CopyFailed: 1}}},
 		{"a member not read", func(context.Context) ([]images.Coverage, error) { return nil, errors.New("cluster west: disconnected") },
-			http.StatusOK, CoverageView{Clusters: []images.Coverage{}, Error: "cluster west: disconnected"}},
+			http.StatusOK, CoverageView{Clusters: []images.Coverage{}, Fleet: map[images.ContainerState]int{}, Error: "cluster west: disconnected"}},
 		{"no coverage", nil, http.StatusNotFound, CoverageView{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -334,6 +347,95 @@ func TestHandler_coverageAnswersTheFigureAndNamesWhatCouldNotBeRead(t *testing.T
 			g.Expect(got.Time).NotTo(BeZero())
 			got.Time = time.Time{}
 			g.Expect(got).To(Equal(tc.want))
+		})
+	}
+}
+
+// The coverage page's lines: each member's running containers are the sum of its states, the
+// fleet's line sums the members', and every upstream state has a column, zeros included, and
+// a label that says what it means.
+func TestCoverageView_rowsSumEachMemberAndTheFleet(t *testing.T) {
+	v := CoverageView{Clusters: []images.Coverage{
+		{Cluster: "east", Containers: map[images.ContainerState]int{images.FromBackup: 3, images.OptedOut: 1}},
+		{Cluster: "west", Containers: map[images.ContainerState]int{images.CopyFailed: 2, images.NotPatchedYet: 4}, Failed: map[string]int{"Unauthorized": 2}},
+		{Cluster: "idle", Containers: map[images.ContainerState]int{}},
+	}, Fleet: map[images.ContainerState]int{images.FromBackup: 3, images.OptedOut: 1, images.CopyFailed: 2, images.NotPatchedYet: 4}}
+	for _, tc := range []struct {
+		row                               CoverageRow
+		running, backup, upstream, states int
+		share                             float64
+	}{
+		{v.Rows()[0], 4, 3, 1, len(images.ContainerStates) - 1, 0.75},
+		{v.Rows()[1], 6, 0, 6, len(images.ContainerStates) - 1, 0},
+		{v.Rows()[2], 0, 0, 0, len(images.ContainerStates) - 1, 1}, // nothing runs: nothing depends on upstream
+		{v.Total(), 10, 3, 7, len(images.ContainerStates) - 1, 0.3},
+	} {
+		t.Run(tc.row.Cluster, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(tc.row.Running).To(Equal(tc.running))
+			g.Expect(tc.row.Backup).To(Equal(tc.backup))
+			g.Expect(tc.row.FromUpstream()).To(Equal(tc.upstream))
+			g.Expect(tc.row.Upstream).To(HaveLen(tc.states))
+			g.Expect(tc.row.Share()).To(BeNumerically("~", tc.share, 1e-9))
+			sum := 0
+			for _, sc := range tc.row.Upstream {
+				g.Expect(sc.State).NotTo(Equal(images.FromBackup))
+				sum += sc.N
+			}
+			g.Expect(sum).To(Equal(tc.upstream))
+		})
+	}
+	NewWithT(t).Expect(v.Total().Failed).To(Equal(map[string]int{"Unauthorized": 2}))
+	for _, s := range upstreamStates() {
+		NewWithT(t).Expect(stateLabels[s][0]).NotTo(BeEmpty(), "state %s has no label", s)
+		NewWithT(t).Expect(stateLabels[s][1]).NotTo(BeEmpty(), "state %s is not explained", s)
+	}
+}
+
+// The overview's coverage card does not claim full coverage when nothing was counted, says
+// when a member could not be counted, and is absent when the hub computes no coverage.
+func TestHandler_coverageCardSaysWhatItCouldNotCount(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		coverage      func(context.Context) ([]images.Coverage, error)
+		want, notWant []string
+	}{
+		{"counted", testCoverage, []string{`id="coverage-share">70%<`}, []string{`id="coverage-uncounted"`, "no running container counted"}},
+		{"nothing runs", func(context.Context) ([]images.Coverage, error) {
+			return []images.Coverage{{Cluster: "east", Containers: map[images.ContainerState]int{}}}, nil
+		}, []string{`id="coverage-share">–<`, "no running container counted"}, []string{"100%", `id="coverage-uncounted"`}},
+		{"a member not counted", func(context.Context) ([]images.Coverage, error) {
+			return nil, errors.New("cluster west is Unreachable: its containers are not counted")
+		}, []string{`id="coverage-uncounted"`, "no running container counted"}, []string{"100%"}},
+		{"no coverage", nil, nil, []string{`id="coverage-card"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			d, err := New(Options{Collect: func(context.Context) View { return testView() }, Coverage: tc.coverage})
+			g.Expect(err).NotTo(HaveOccurred())
+			srv := httptest.NewServer(d.Handler())
+			defer srv.Close()
+			for _, path := range []string{"/", "/coverage"} {
+				code, _, body := get(t, srv.URL+path)
+				g.Expect(code).To(Equal(http.StatusOK))
+				if path == "/coverage" {
+					switch tc.name {
+					case "no coverage":
+						g.Expect(body).To(ContainSubstring("computes no coverage figure"))
+					case "a member not counted":
+						g.Expect(body).To(ContainSubstring(`id="coverage-error">Not counted: cluster west is Unreachable`))
+					default:
+						g.Expect(body).NotTo(ContainSubstring(`id="coverage-error"`))
+					}
+					continue
+				}
+				for _, w := range tc.want {
+					g.Expect(body).To(ContainSubstring(w))
+				}
+				for _, w := range tc.notWant {
+					g.Expect(body).NotTo(ContainSubstring(w))
+				}
+			}
 		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"strings"
 	"time"
+
+	"github.com/image-cloner/image-cloner/hub/internal/images"
 )
 
 var funcs = template.FuncMap{
@@ -16,6 +18,9 @@ var funcs = template.FuncMap{
 	"lower":   strings.ToLower,
 	"plot":    plot,
 	"float":   func(n int64) float64 { return float64(n) },
+	"states":  upstreamStates,
+	"label":   func(s images.ContainerState) string { return stateLabels[s][0] },
+	"explain": func(s images.ContainerState) string { return stateLabels[s][1] },
 }
 
 func humanBytes(f float64) string {
@@ -104,4 +109,16 @@ func plot(points []Point, field, title string) template.HTML {
 	fmt.Fprintf(&b, `<text x="%.0f" y="16" class="plot-label" text-anchor="end">%s</text>`, w-8, template.HTMLEscapeString(label))
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // every piece above is a number or escaped
+}
+
+// upstreamStates are the images.ContainerStates but FromBackup, in their order: the coverage
+// page's columns.
+func upstreamStates() []images.ContainerState {
+	var out []images.ContainerState
+	for _, s := range images.ContainerStates {
+		if s != images.FromBackup {
+			out = append(out, s)
+		}
+	}
+	return out
 }

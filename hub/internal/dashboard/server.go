@@ -64,7 +64,7 @@ func New(o Options) (*Dashboard, error) {
 		o.SampleInterval = 2 * time.Second
 	}
 	d := &Dashboard{o: o, pages: map[string]*template.Template{}, ready: make(chan struct{})}
-	for _, page := range []string{"overview", "clusters", "images", "logs"} {
+	for _, page := range []string{"overview", "clusters", "images", "coverage", "logs"} {
 		t, err := template.New(page).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing template %s: %w", page, err)
@@ -136,8 +136,8 @@ func (d *Dashboard) sample(ctx context.Context) {
 //	/                  overview          /api/v1/overview   Overview, rate limits and series
 //	/clusters          clusters          /api/v1/clusters   []Cluster
 //	/images?q=         images            /api/v1/images?q=  []Image
+//	/coverage          coverage          /api/v1/coverage   CoverageView (404 without Options.Coverage)
 //	/logs?cluster=&level=  logs          /api/v1/logs?cluster=&level=&limit=  []LogEntry
-//	                                     /api/v1/coverage   CoverageView
 //
 // A page asked with ?fragment=1 returns only its <main> content, which the page's script
 // fetches every two seconds to update itself without a reload.
@@ -148,6 +148,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", d.page("overview"))
 	mux.HandleFunc("GET /clusters", d.page("clusters"))
 	mux.HandleFunc("GET /images", d.page("images"))
+	mux.HandleFunc("GET /coverage", d.page("coverage"))
 	mux.HandleFunc("GET /logs", d.page("logs"))
 	mux.HandleFunc("GET /api/v1/overview", d.api(func(r *http.Request, v View) any {
 		return struct {
@@ -175,6 +176,9 @@ type pageData struct {
 	Logs     []LogEntry
 	Filter   LogFilter
 	Clusters []string // for the logs page's filter
+	// Coverage is the coverage figure, on the overview and coverage pages; nil when the hub
+	// computes none.
+	Coverage *CoverageView
 	Metrics  string
 	Probes   string
 }
@@ -184,6 +188,10 @@ func (d *Dashboard) page(name string) http.HandlerFunc {
 		data := pageData{Page: name, Metrics: d.o.MetricsAddr, Probes: d.o.ProbeAddr}
 		if name != "logs" {
 			data.View = d.o.Collect(r.Context())
+		}
+		if (name == "overview" || name == "coverage") && d.o.Coverage != nil {
+			v := d.coverageView(r.Context())
+			data.Coverage = &v
 		}
 		switch name {
 		case "images":
@@ -268,31 +276,4 @@ func securityHeaders(h http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
 	})
-}
-
-// CoverageView is /api/v1/coverage: per member, its running containers by where their image
-// comes from (images.ContainerState), and what could not be counted.
-type CoverageView struct {
-	Time     time.Time         `json:"time"`
-	Clusters []images.Coverage `json:"clusters"`
-	// Error names the members whose cache could not be read; they are left out of Clusters.
-	Error string `json:"error,omitempty"`
-}
-
-func (d *Dashboard) coverage(w http.ResponseWriter, r *http.Request) {
-	if d.o.Coverage == nil {
-		http.NotFound(w, r)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	cov, err := d.o.Coverage(ctx)
-	v := CoverageView{Time: time.Now(), Clusters: cov}
-	if v.Clusters == nil {
-		v.Clusters = []images.Coverage{}
-	}
-	if err != nil {
-		v.Error = err.Error()
-	}
-	writeJSON(w, v)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,11 +36,11 @@ const (
 	// OptedOut: upstream on purpose: the Pod or its workload carries the opt-out label.
 	OptedOut ContainerState = "opted-out"
 	// OwnerNotPatchable: upstream though the backup is Ready: the Pod is bare, or owned by a
-	// kind the agent does not patch (a custom resource, a Job), so only the Pod webhook can
+	// kind the agent does not patch (a custom resource, a Job no CronJob made), so only the Pod webhook can
 	// point it at the backup, when the Pod is next created.
 	OwnerNotPatchable ContainerState = "owner-not-patchable"
 	// NotPatchedYet: upstream though the backup is Ready, and the owner is patchable: the
-	// agent has not patched it yet, or the Pod predates the patch.
+	// agent has not patched it yet, or the Pod predates the patch (a CronJob's Job's Pod too).
 	NotPatchedYet ContainerState = "not-patched-yet"
 )
 
@@ -56,7 +57,8 @@ type Coverage struct {
 
 // Coverage computes the coverage figure of every connected member from its cache: the
 // running containers of its Running Pods (projections: clusters.ProjectPod keeps what this
-// reads). It returns the members it could read, and an error naming the others.
+// reads). It returns the members it could read, and an error naming the others, and the
+// registered clusters that are not connected.
 func (r *Reconciler) Coverage(ctx context.Context) ([]Coverage, error) {
 	cfg, _ := r.InForce()
 	if cfg == nil {
@@ -72,6 +74,17 @@ func (r *Reconciler) Coverage(ctx context.Context) ([]Coverage, error) {
 		}
 		out = append(out, c)
 	}
+	// A registered cluster that is not connected has no cache to count: say so rather than
+	// leave it out of the figure silently.
+	counted := map[string]bool{}
+	for _, c := range out {
+		counted[c.Cluster] = true
+	}
+	for _, st := range r.Fleet.Snapshot() {
+		if st.Cluster != "" && !counted[st.Cluster] && st.State != clusters.Connected {
+			errs = append(errs, fmt.Errorf("cluster %s is %s: its containers are not counted", st.Cluster, st.State))
+		}
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -79,7 +92,9 @@ func coverageOf(ctx context.Context, cfg *config.Config, m *clusters.Member) (Co
 	cov := Coverage{Cluster: m.Name, Containers: map[ContainerState]int{}}
 	c := m.Cluster.GetClient()
 	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods); err != nil {
+	// The cache's own objects, not copies: coverage runs at every scrape and API call, and
+	// only reads them.
+	if err := c.List(ctx, pods, client.UnsafeDisableDeepCopy); err != nil {
 		return cov, fmt.Errorf("listing Pods: %w", err)
 	}
 	skip := newLeftAlone(cfg, c)
@@ -160,22 +175,42 @@ func classify(ctx context.Context, cfg *config.Config, c client.Reader, images m
 		return CopyFailed, readyReason(ci), nil
 	case !ci.IsReady():
 		return NotCopiedYet, "", nil
-	case !patchableOwner(p):
+	}
+	switch patchable, err := patchableOwner(ctx, c, p); {
+	case err != nil:
+		return "", "", err
+	case !patchable:
 		return OwnerNotPatchable, "", nil
 	}
 	return NotPatchedYet, "", nil
 }
 
 // patchableOwner reports whether p's controller is, or is made by, a kind the agent patches
-// (workload.PatchableKinds): a ReplicaSet (a Deployment's), a DaemonSet or a StatefulSet.
-func patchableOwner(p *corev1.Pod) bool {
+// (workload.PatchableKinds): a ReplicaSet (a Deployment's), a DaemonSet, a StatefulSet, or a
+// Job that a CronJob made (its next Jobs come from the patched CronJob; this one's Pods, from
+// an unpatched template, are not patched yet). A bare Job, or one whose owner is not cached any
+// more, is not patchable: only the Pod webhook can point its Pods at the backup.
+func patchableOwner(ctx context.Context, c client.Reader, p *corev1.Pod) (bool, error) {
 	owner := metav1.GetControllerOfNoCopy(p)
-	if owner == nil || groupOf(owner.APIVersion) != appsv1.GroupName {
-		return false
+	if owner == nil {
+		return false, nil
 	}
-	switch owner.Kind {
-	case "ReplicaSet", "DaemonSet", "StatefulSet":
-		return true
+	switch group := groupOf(owner.APIVersion); {
+	case group == appsv1.GroupName:
+		switch owner.Kind {
+		case "ReplicaSet", "DaemonSet", "StatefulSet":
+			return true, nil
+		}
+	case group == batchv1.GroupName && owner.Kind == "Job":
+		job := &batchv1.Job{}
+		switch err := c.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: owner.Name}, job, client.UnsafeDisableDeepCopy); {
+		case client.IgnoreNotFound(err) != nil:
+			return false, fmt.Errorf("reading Job %s/%s, the owner of Pod %s: %w", p.Namespace, owner.Name, p.Name, err)
+		case err != nil:
+			return false, nil
+		}
+		cj := metav1.GetControllerOfNoCopy(job)
+		return cj != nil && groupOf(cj.APIVersion) == batchv1.GroupName && cj.Kind == "CronJob", nil
 	}
-	return false
+	return false, nil
 }

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/internal/testenv"
@@ -51,6 +53,10 @@ func TestCoverage_countsRunningContainersByWhereTheirImageComesFrom(t *testing.T
 		createPod(t, ns, nil, "backup.example/acme/registry.example_coverage_app:1"),
 		createPod(t, ns, nil, ready),                 // bare: owner not patchable
 		createPod(t, ns, ofDeployment("web"), ready), // a Deployment's, not patched yet
+		// A bare Job's: its template is immutable, so only the Pod webhook can rewrite it.
+		createPod(t, ns, ownedBy("batch/v1", "Job", createJob(t, ns, "bare", nil, ready).Name), ready),
+		// A CronJob's Job's: the next Jobs come from the patched CronJob.
+		createPod(t, ns, ownedBy("batch/v1", "Job", createJob(t, ns, "nightly-29000000", ownedBy("batch/v1", "CronJob", "nightly"), ready).Name), ready),
 		createPod(t, ns, nil, failed),
 		createPod(t, ns, nil, "registry.example/ignored/coverage:1"),
 		createPod(t, ignoredNamespace, nil, ready),
@@ -63,7 +69,7 @@ func TestCoverage_countsRunningContainersByWhereTheirImageComesFrom(t *testing.T
 	waitFor(t, failed, "Failed", func(ci *v1alpha1.ClonedImage) bool { return ci.Status.Phase == v1alpha1.PhaseFailed })
 
 	want := map[images.ContainerState]int{
-		images.FromBackup: 1, images.OwnerNotPatchable: 1, images.NotPatchedYet: 1, images.CopyFailed: 1,
+		images.FromBackup: 1, images.OwnerNotPatchable: 2, images.NotPatchedYet: 2, images.CopyFailed: 1,
 		images.IgnoredByRule: 1, images.NamespaceIgnored: 1, images.OptedOut: 1,
 	}
 	var got map[images.ContainerState]int
@@ -80,6 +86,23 @@ func TestCoverage_countsRunningContainersByWhereTheirImageComesFrom(t *testing.T
 	})
 	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "coverage delta %v, want %v", got, want)
 	NewWithT(t).Expect(after.Failed[v1alpha1.ReasonCopyFailed] - before.Failed[v1alpha1.ReasonCopyFailed]).To(Equal(1))
+}
+
+// createJob creates Job name in ns running image, its owner set by owned (if not nil). There
+// is no Job controller: it makes no Pods.
+func createJob(t *testing.T, ns, name string, owned func(*corev1.Pod), image string) *batchv1.Job {
+	t.Helper()
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "c0", Image: image}}}}}}
+	if owned != nil {
+		// ownedBy sets a Pod's owner references; a Job's are the same field.
+		p := &corev1.Pod{}
+		owned(p)
+		j.OwnerReferences = p.OwnerReferences
+	}
+	NewWithT(t).Expect(suite.cluster.Client.Create(t.Context(), j)).To(Succeed())
+	return j
 }
 
 func equal(a, b map[images.ContainerState]int) bool {

@@ -100,3 +100,75 @@ func groupOf(apiVersion string) string {
 	}
 	return group
 }
+
+// IndexOwner is the field index, on Pods and Jobs in a member cache, of the workload that owns
+// each: "<Kind>/<name>" of a Deployment (through its ReplicaSet, named as leftAlone names it),
+// DaemonSet, StatefulSet or Job for a Pod, of a CronJob for a Job. optOutChanged reads it to
+// find the Pods whose images a workload's opt-out label decides.
+const IndexOwner = "image-cloner.io/owner"
+
+// ownerKey is IndexOwner's value of obj: the workload owning a Pod or Job, or none.
+func ownerKey(obj client.Object) []string {
+	owner := metav1.GetControllerOfNoCopy(obj)
+	if owner == nil {
+		return nil
+	}
+	switch gv, kind := groupOf(owner.APIVersion), owner.Kind; {
+	case gv == appsv1.GroupName && kind == "ReplicaSet":
+		hash := obj.GetLabels()[appsv1.DefaultDeploymentUniqueLabelKey]
+		if name, found := strings.CutSuffix(owner.Name, "-"+hash); hash != "" && found {
+			return []string{"Deployment/" + name}
+		}
+	case gv == appsv1.GroupName && (kind == "DaemonSet" || kind == "StatefulSet"),
+		gv == batchv1.GroupName && (kind == "Job" || kind == "CronJob"):
+		return []string{kind + "/" + owner.Name}
+	}
+	return nil
+}
+
+// optOutChanged returns the images of the Pods a workload owns (a CronJob's through its Jobs),
+// read from the member cache c, when the workload's opt-out label changed between old and new:
+// those Pods' images are reconciled again, since leftAlone counts or skips them by their
+// owner's label. Images that only the Pods run (an injected sidecar) would otherwise wait for
+// the Pods' next event. The workload's own images need no help: its update event brings them.
+func optOutChanged(ctx context.Context, c client.Reader, old, new client.Object) ([]string, error) {
+	if optedOut(old) == optedOut(new) {
+		return nil, nil
+	}
+	kind := ""
+	switch new.(type) {
+	case *appsv1.Deployment:
+		kind = "Deployment"
+	case *appsv1.DaemonSet:
+		kind = "DaemonSet"
+	case *appsv1.StatefulSet:
+		kind = "StatefulSet"
+	case *batchv1.Job:
+		kind = "Job"
+	case *batchv1.CronJob:
+		kind = "CronJob"
+	default:
+		return nil, nil
+	}
+	owners := []string{kind + "/" + new.GetName()}
+	if kind == "CronJob" {
+		jobs := &batchv1.JobList{}
+		if err := c.List(ctx, jobs, client.InNamespace(new.GetNamespace()), client.MatchingFields{IndexOwner: owners[0]}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("listing the Jobs of CronJob %s/%s: %w", new.GetNamespace(), new.GetName(), err)
+		}
+		for i := range jobs.Items {
+			owners = append(owners, "Job/"+jobs.Items[i].Name)
+		}
+	}
+	var out []string
+	for _, owner := range owners {
+		pods := &corev1.PodList{}
+		if err := c.List(ctx, pods, client.InNamespace(new.GetNamespace()), client.MatchingFields{IndexOwner: owner}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("listing the Pods of %s in %s: %w", owner, new.GetNamespace(), err)
+		}
+		for i := range pods.Items {
+			out = append(out, Sources(&pods.Items[i])...)
+		}
+	}
+	return out, nil
+}

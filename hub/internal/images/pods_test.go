@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -213,6 +214,52 @@ func TestPods_filtersApplyToPods(t *testing.T) {
 				NewWithT(t).Expect(suite.cluster.Client.Patch(t.Context(), d, patch)).To(Succeed())
 			},
 		},
+		{name: "sidecar in a Pod of an opted-out Deployment",
+			// The image is only in the Pod: lifting the Deployment's label must bring the
+			// Pod's images back, not only the Deployment's.
+			run: func(t *testing.T, image string) {
+				app := sidecarApp(image)
+				script(app)
+				useImages(t, map[string]string{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue}, app)
+				d := optedOutDeployment(t, app)
+				createPod(t, d.Namespace, ofDeployment(d.Name), app, image)
+			},
+			lift: func(t *testing.T, image string) {
+				d := optedOutDeployment(t, sidecarApp(image))
+				patch := client.MergeFrom(d.DeepCopy())
+				delete(d.Labels, v1alpha1.IgnoreLabel)
+				NewWithT(t).Expect(suite.cluster.Client.Patch(t.Context(), d, patch)).To(Succeed())
+			},
+		},
+		{name: "sidecar in a Pod of a Job of an opted-out CronJob",
+			run: func(t *testing.T, image string) {
+				app := sidecarApp(image)
+				script(app)
+				ns := newNamespace(t)
+				cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly", Labels: map[string]string{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue}},
+					Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+						Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c0", Image: app}}}}}}}}
+				NewWithT(t).Expect(suite.cluster.Client.Create(t.Context(), cj)).To(Succeed())
+				job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly-29000000"}, Spec: cj.Spec.JobTemplate.Spec}
+				job.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: cj.Name, UID: cj.UID, Controller: ptrTo(true)}}
+				NewWithT(t).Expect(suite.cluster.Client.Create(t.Context(), job)).To(Succeed())
+				createPod(t, ns, ownedBy("batch/v1", "Job", job.Name), app, image)
+			},
+			lift: func(t *testing.T, image string) {
+				list := &batchv1.CronJobList{}
+				g := NewWithT(t)
+				g.Expect(suite.cluster.Client.List(t.Context(), list, client.MatchingLabels{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue})).To(Succeed())
+				for i := range list.Items {
+					if cj := &list.Items[i]; workload.Images(cj)[0] == sidecarApp(image) {
+						patch := client.MergeFrom(cj.DeepCopy())
+						delete(cj.Labels, v1alpha1.IgnoreLabel)
+						g.Expect(suite.cluster.Client.Patch(t.Context(), cj, patch)).To(Succeed())
+						return
+					}
+				}
+				t.Fatalf("no opted-out CronJob runs %s", sidecarApp(image))
+			},
+		},
 		{name: "IMAGES_TO_IGNORE",
 			run: func(t *testing.T, image string) {
 				createPod(t, newNamespace(t), nil, "registry.example/ignored/pod:1")
@@ -240,6 +287,9 @@ func TestPods_filtersApplyToPods(t *testing.T) {
 		})
 	}
 }
+
+// sidecarApp is the image of the workload whose Pods run the sidecar image.
+func sidecarApp(image string) string { return strings.TrimSuffix(image, ":1") + "-app:1" }
 
 // optedOutDeployment finds the Deployment useImages made for image.
 func optedOutDeployment(t *testing.T, image string) *appsv1.Deployment {
@@ -317,4 +367,37 @@ func TestPods_memberCacheHoldsOnlyAProjection(t *testing.T) {
 
 	// The original the annotation records counts as used, as a rewritten workload's does.
 	waitFor(t, original, "Ready for the Pod's recorded original", isReady)
+}
+
+// A member's cache holds a projection of each workload too: what the hub reads of a cached
+// Deployment is exactly clusters.ProjectWorkload of what the API server has.
+func TestWorkloads_memberCacheHoldsOnlyAProjection(t *testing.T) {
+	g := NewWithT(t)
+	image := "registry.example/projection/deployment:1"
+	script(image)
+	useImages(t, map[string]string{"team": "a", v1alpha1.IgnoreLabel: "false"}, image)
+	server := optedOutDeployment(t, image) // the Deployment useImages made, read from the API server
+	g.Expect(server.ManagedFields).NotTo(BeEmpty(), "the API server keeps managed fields: the cache must drop them")
+	g.Expect(server.Spec.Selector).NotTo(BeNil())
+
+	var cached *appsv1.Deployment
+	g.Expect(testenv.WaitFor(t.Context(), wait, func(ctx context.Context) (bool, error) {
+		members := suite.fleet.Members()
+		if len(members) != 1 {
+			return false, nil // not connected yet
+		}
+		cached = &appsv1.Deployment{}
+		if err := members[0].Cluster.GetClient().Get(ctx, client.ObjectKeyFromObject(server), cached); client.IgnoreNotFound(err) != nil {
+			return false, err
+		}
+		return cached.ResourceVersion == server.ResourceVersion, nil
+	})).To(Succeed())
+	projected, err := clusters.ProjectWorkload(server.DeepCopy())
+	g.Expect(err).NotTo(HaveOccurred())
+	want := projected.(*appsv1.Deployment)
+	cached.TypeMeta, want.TypeMeta = metav1.TypeMeta{}, metav1.TypeMeta{}
+	g.Expect(cached).To(Equal(want))
+	g.Expect(cached.Spec.Selector).To(BeNil())
+	g.Expect(cached.Labels).To(Equal(map[string]string{v1alpha1.IgnoreLabel: "false"}))
+	waitFor(t, image, "Ready from the projected Deployment", isReady)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,10 +105,16 @@ func (s *fleetSource) wait(ctx context.Context) workqueue.TypedRateLimitingInter
 	}
 }
 
-// Prepare implements clusters.Listener: it adds IndexImages to every watched kind.
+// Prepare implements clusters.Listener: it adds IndexImages to every watched kind, and
+// IndexOwner to Pods and Jobs.
 func (r *Reconciler) Prepare(c cluster.Cluster) error {
 	for _, obj := range clusters.WatchedKinds() {
 		if err := c.GetFieldIndexer().IndexField(context.Background(), obj, IndexImages, Sources); err != nil {
+			return err
+		}
+	}
+	for _, obj := range []client.Object{&corev1.Pod{}, &batchv1.Job{}} {
+		if err := c.GetFieldIndexer().IndexField(context.Background(), obj, IndexOwner, ownerKey); err != nil {
 			return err
 		}
 	}
@@ -128,7 +136,7 @@ func (r *Reconciler) Connected(ctx context.Context, m *clusters.Member) {
 				r.Log.Error(err, "Watching member", "cluster", m.Name)
 				continue
 			}
-			reg, err := inf.AddEventHandler(eventHandler(ctx, h, q))
+			reg, err := inf.AddEventHandler(eventHandler(ctx, r.withOwnedPods(m, h), q))
 			if err != nil {
 				r.Log.Error(err, "Watching member", "cluster", m.Name)
 				continue
@@ -165,6 +173,27 @@ func eventHandler(ctx context.Context, h handler.EventHandler, q workqueue.Typed
 			}
 			if obj, ok := o.(client.Object); ok {
 				h.Delete(ctx, event.DeleteEvent{Object: obj}, q)
+			}
+		},
+	}
+}
+
+// withOwnedPods wraps h: on a workload's update that changes its opt-out label, it also
+// enqueues the images of the Pods it owns (optOutChanged).
+func (r *Reconciler) withOwnedPods(m *clusters.Member, h handler.EventHandler) handler.EventHandler {
+	return handler.Funcs{
+		CreateFunc:  h.Create,
+		DeleteFunc:  h.Delete,
+		GenericFunc: h.Generic,
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			h.Update(ctx, e, q)
+			sources, err := optOutChanged(ctx, m.Cluster.GetCache(), e.ObjectOld, e.ObjectNew)
+			if err != nil {
+				// The Pods' own next event or the resync brings their images back.
+				r.Log.Error(err, "Finding the Pods of a workload whose opt-out label changed", "cluster", m.Name)
+			}
+			for _, s := range sources {
+				q.Add(request(s))
 			}
 		},
 	}
