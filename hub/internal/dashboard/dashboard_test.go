@@ -333,10 +333,7 @@ func TestHandler_coverageAnswersTheFigureAndNamesWhatCouldNotBeRead(t *testing.T
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			d, err := New(Options{Collect: func(context.Context) View { return testView() }, Coverage: tc.coverage})
-			g.Expect(err).NotTo(HaveOccurred())
-			srv := httptest.NewServer(d.Handler())
-			defer srv.Close()
+			srv := serveCoverage(t, tc.coverage)
 			code, _, body := get(t, srv.URL+"/api/v1/coverage")
 			g.Expect(code).To(Equal(tc.code))
 			if code != http.StatusOK {
@@ -411,10 +408,7 @@ func TestHandler_coverageCardSaysWhatItCouldNotCount(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			d, err := New(Options{Collect: func(context.Context) View { return testView() }, Coverage: tc.coverage})
-			g.Expect(err).NotTo(HaveOccurred())
-			srv := httptest.NewServer(d.Handler())
-			defer srv.Close()
+			srv := serveCoverage(t, tc.coverage)
 			for _, path := range []string{"/", "/coverage"} {
 				code, _, body := get(t, srv.URL+path)
 				g.Expect(code).To(Equal(http.StatusOK))
@@ -438,4 +432,16 @@ func TestHandler_coverageCardSaysWhatItCouldNotCount(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveCoverage serves the test View with coverage as its coverage figure.
+func serveCoverage(t *testing.T, coverage func(context.Context) ([]images.Coverage, error)) *httptest.Server {
+	t.Helper()
+	d, err := New(Options{Collect: func(context.Context) View { return testView() }, Coverage: coverage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d.Handler())
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -340,16 +340,8 @@ func TestPods_memberCacheHoldsOnlyAProjection(t *testing.T) {
 	g.Expect(suite.cluster.Client.Get(t.Context(), client.ObjectKeyFromObject(p), server)).To(Succeed())
 	g.Expect(server.ManagedFields).NotTo(BeEmpty(), "the API server keeps managed fields: the cache must drop them")
 
-	members := suite.fleet.Members()
-	g.Expect(members).To(HaveLen(1))
-	var cached *corev1.Pod
-	g.Expect(testenv.WaitFor(t.Context(), wait, func(ctx context.Context) (bool, error) {
-		cached = &corev1.Pod{}
-		if err := members[0].Cluster.GetClient().Get(ctx, client.ObjectKeyFromObject(p), cached); client.IgnoreNotFound(err) != nil {
-			return false, err
-		}
-		return cached.ResourceVersion == server.ResourceVersion, nil
-	})).To(Succeed())
+	cached := &corev1.Pod{}
+	readCached(t, server, cached)
 
 	projected, err := clusters.ProjectPod(server.DeepCopy())
 	g.Expect(err).NotTo(HaveOccurred())
@@ -380,18 +372,8 @@ func TestWorkloads_memberCacheHoldsOnlyAProjection(t *testing.T) {
 	g.Expect(server.ManagedFields).NotTo(BeEmpty(), "the API server keeps managed fields: the cache must drop them")
 	g.Expect(server.Spec.Selector).NotTo(BeNil())
 
-	var cached *appsv1.Deployment
-	g.Expect(testenv.WaitFor(t.Context(), wait, func(ctx context.Context) (bool, error) {
-		members := suite.fleet.Members()
-		if len(members) != 1 {
-			return false, nil // not connected yet
-		}
-		cached = &appsv1.Deployment{}
-		if err := members[0].Cluster.GetClient().Get(ctx, client.ObjectKeyFromObject(server), cached); client.IgnoreNotFound(err) != nil {
-			return false, err
-		}
-		return cached.ResourceVersion == server.ResourceVersion, nil
-	})).To(Succeed())
+	cached := &appsv1.Deployment{}
+	readCached(t, server, cached)
 	projected, err := clusters.ProjectWorkload(server.DeepCopy())
 	g.Expect(err).NotTo(HaveOccurred())
 	want := projected.(*appsv1.Deployment)
@@ -400,4 +382,21 @@ func TestWorkloads_memberCacheHoldsOnlyAProjection(t *testing.T) {
 	g.Expect(cached.Spec.Selector).To(BeNil())
 	g.Expect(cached.Labels).To(Equal(map[string]string{v1alpha1.IgnoreLabel: "false"}))
 	waitFor(t, image, "Ready from the projected Deployment", isReady)
+}
+
+// readCached reads server's object from the member's cache into cached, once the cache has
+// server's resourceVersion.
+func readCached(t *testing.T, server, cached client.Object) {
+	t.Helper()
+	err := testenv.WaitFor(t.Context(), wait, func(ctx context.Context) (bool, error) {
+		members := suite.fleet.Members()
+		if len(members) != 1 {
+			return false, nil // not connected yet
+		}
+		if err := members[0].Cluster.GetClient().Get(ctx, client.ObjectKeyFromObject(server), cached); client.IgnoreNotFound(err) != nil {
+			return false, err
+		}
+		return cached.GetResourceVersion() == server.GetResourceVersion(), nil
+	})
+	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "the member cache never had %s at resourceVersion %s", server.GetName(), server.GetResourceVersion())
 }
