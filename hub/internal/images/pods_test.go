@@ -207,12 +207,7 @@ func TestPods_filtersApplyToPods(t *testing.T) {
 				d := optedOutDeployment(t, image)
 				createPod(t, d.Namespace, ofDeployment(d.Name), image)
 			},
-			lift: func(t *testing.T, image string) {
-				d := optedOutDeployment(t, image)
-				patch := client.MergeFrom(d.DeepCopy())
-				delete(d.Labels, v1alpha1.IgnoreLabel)
-				NewWithT(t).Expect(suite.cluster.Client.Patch(t.Context(), d, patch)).To(Succeed())
-			},
+			lift: func(t *testing.T, image string) { optIn(t, optedOutDeployment(t, image)) },
 		},
 		{name: "sidecar in a Pod of an opted-out Deployment",
 			// The image is only in the Pod: lifting the Deployment's label must bring the
@@ -224,12 +219,7 @@ func TestPods_filtersApplyToPods(t *testing.T) {
 				d := optedOutDeployment(t, app)
 				createPod(t, d.Namespace, ofDeployment(d.Name), app, image)
 			},
-			lift: func(t *testing.T, image string) {
-				d := optedOutDeployment(t, sidecarApp(image))
-				patch := client.MergeFrom(d.DeepCopy())
-				delete(d.Labels, v1alpha1.IgnoreLabel)
-				NewWithT(t).Expect(suite.cluster.Client.Patch(t.Context(), d, patch)).To(Succeed())
-			},
+			lift: func(t *testing.T, image string) { optIn(t, optedOutDeployment(t, sidecarApp(image))) },
 		},
 		{name: "sidecar in a Pod of a Job of an opted-out CronJob",
 			run: func(t *testing.T, image string) {
@@ -251,9 +241,7 @@ func TestPods_filtersApplyToPods(t *testing.T) {
 				g.Expect(suite.cluster.Client.List(t.Context(), list, client.MatchingLabels{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue})).To(Succeed())
 				for i := range list.Items {
 					if cj := &list.Items[i]; workload.Images(cj)[0] == sidecarApp(image) {
-						patch := client.MergeFrom(cj.DeepCopy())
-						delete(cj.Labels, v1alpha1.IgnoreLabel)
-						g.Expect(suite.cluster.Client.Patch(t.Context(), cj, patch)).To(Succeed())
+						optIn(t, cj)
 						return
 					}
 				}
@@ -286,6 +274,16 @@ func TestPods_filtersApplyToPods(t *testing.T) {
 			waitFor(t, image, "Ready once its filter is lifted", isReady)
 		})
 	}
+}
+
+// optIn removes the opt-out label from obj, as read from the API server.
+func optIn(t *testing.T, obj client.Object) {
+	t.Helper()
+	patch := client.MergeFrom(obj.DeepCopyObject().(client.Object))
+	labels := obj.GetLabels()
+	delete(labels, v1alpha1.IgnoreLabel)
+	obj.SetLabels(labels)
+	NewWithT(t).Expect(suite.cluster.Client.Patch(t.Context(), obj, patch)).To(Succeed())
 }
 
 // sidecarApp is the image of the workload whose Pods run the sidecar image.
