@@ -141,10 +141,8 @@ func (r *Reconciler) Connected(ctx context.Context, m *clusters.Member) {
 				r.Log.Error(err, "Watching member", "cluster", m.Name)
 				continue
 			}
-			go func() {
-				<-ctx.Done()
-				_ = inf.RemoveEventHandler(reg)
-			}()
+			// No goroutine waits for the end: a registration's kinds would each keep one.
+			context.AfterFunc(ctx, func() { _ = inf.RemoveEventHandler(reg) })
 		}
 	}()
 }
