@@ -205,6 +205,7 @@ func (c *conn) serve(ctx context.Context) (bool, error) {
 	cl, err := cluster.New(c.config, func(o *cluster.Options) {
 		o.Scheme = c.reg.scheme
 		o.HTTPClient = httpClient
+		o.MapperProvider = newMapper
 		o.Logger = c.reg.log.WithValues("cluster", c.name)
 		o.Cache = cache.Options{
 			HTTPClient:       cacheHTTPClient,
