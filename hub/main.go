@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -45,10 +46,13 @@ func runHub(args []string) error {
 	fs := flag.NewFlagSet("hub", flag.ExitOnError)
 	var o app.Options
 	var qps float64
+	var blockRate, mutexFraction int
 	fs.StringVar(&o.Namespace, "namespace", v1alpha1.DefaultNamespace, "the hub's namespace: registration Secrets, ConfigMap image-cloner-configuration, credentials")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint, 0 to disable")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz, 0 to disable")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "0", "address of Go's /debug/pprof/ profiles (heap, goroutine, cpu), e.g. 127.0.0.1:6060; 0 disables it")
+	fs.IntVar(&blockRate, "pprof-block-profile-rate", 0, "with --pprof-bind-address: record one blocking event per this many nanoseconds blocked in /debug/pprof/block (runtime.SetBlockProfileRate; 1 records every one); 0 records none")
+	fs.IntVar(&mutexFraction, "pprof-mutex-profile-fraction", 0, "with --pprof-bind-address: record one in this many mutex contention events in /debug/pprof/mutex (runtime.SetMutexProfileFraction); 0 records none")
 	fs.StringVar(&o.DashboardBindAddress, "dashboard-bind-address", "127.0.0.1:8090", "address of the read-only web dashboard and its JSON API (/api/v1/...), 0 to disable; loopback by default: in a cluster set :8090 and reach it through a Service or kubectl port-forward")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader among hub replicas (Lease image-cloner-hub in --namespace)")
 	fs.BoolVar(&o.LocalCluster, "local-cluster", false, "also treat the hub's own cluster as member \"local\" (single-cluster setup)")
@@ -64,6 +68,13 @@ func runHub(args []string) error {
 		return err
 	}
 	o.Clusters.QPS = float32(qps)
+	// Both cost time on every blocking event or contended lock: off unless asked for.
+	if blockRate > 0 {
+		runtime.SetBlockProfileRate(blockRate)
+	}
+	if mutexFraction > 0 {
+		runtime.SetMutexProfileFraction(mutexFraction)
+	}
 	ctrl.SetLogger(textlogger.NewLogger(logCfg))
 	o.Log = ctrl.Log.WithName("hub")
 	cfg, err := ctrl.GetConfig()

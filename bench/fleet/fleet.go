@@ -34,6 +34,12 @@ type Config struct {
 	// ColdSize bytes.
 	Samples, Cold int
 	ColdSize      int64
+	// ProfileDir, when set, receives the hub's CPU, block, mutex and goroutine profiles of the
+	// converge phase (from the first create until converged), in windows of ProfileWindow
+	// (default 10s); the hub then serves pprof and records every blocking event and contended
+	// lock, which slows it a little.
+	ProfileDir    string
+	ProfileWindow time.Duration
 	// Logf is told what is happening.
 	Logf func(format string, args ...any)
 }
@@ -128,6 +134,9 @@ func (c *Config) defaults() {
 	if c.ColdSize == 0 {
 		c.ColdSize = 10 << 20
 	}
+	if c.ProfileWindow == 0 {
+		c.ProfileWindow = 10 * time.Second
+	}
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
@@ -151,7 +160,19 @@ func Run(ctx context.Context, t testenv.T, cfg Config) (*Result, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = filepath.Join(t.TempDir(), "logs")
 	}
-	e := env.Start(t, env.Options{Bin: cfg.Bin, Dir: cfg.Dir, Members: cfg.APIServers, Progress: logf})
+	opts := env.Options{Bin: cfg.Bin, Dir: cfg.Dir, Members: cfg.APIServers, Progress: logf}
+	var prof *profiler
+	if cfg.ProfileDir != "" {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		if prof, err = newProfiler(addr, cfg.ProfileDir, cfg.ProfileWindow); err != nil {
+			return nil, err
+		}
+		opts.HubArgs = hubProfileArgs(addr)
+	}
+	e := env.Start(t, opts)
 	f := &fleet{cfg: cfg, e: e, logf: logf}
 	if err := f.connect(); err != nil {
 		return nil, err
@@ -185,6 +206,10 @@ func Run(ctx context.Context, t testenv.T, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	logLines := hubLogLines(e)
+	stopProfiles := func() ([]string, error) { return nil, nil }
+	if prof != nil {
+		stopProfiles = prof.start("converge")
+	}
 	created := time.Now()
 	if err := f.createWorkloads(ctx, "w1", cfg.Workloads, 1); err != nil {
 		return nil, err
@@ -196,6 +221,13 @@ func Run(ctx context.Context, t testenv.T, cfg Config) (*Result, error) {
 	}
 	res.ConvergeS = time.Since(created).Seconds()
 	logf("Converged %.1fs after the first create", res.ConvergeS)
+	profiles, err := stopProfiles()
+	if err != nil {
+		return nil, err
+	}
+	if len(profiles) > 0 {
+		logf("Saved %d profiles of the hub in %s (go tool pprof -top %s)", len(profiles), cfg.ProfileDir, filepath.Join(cfg.ProfileDir, "converge-profile-*.pb.gz"))
+	}
 	if err := f.waitIdle(ctx); err != nil {
 		return nil, err
 	}

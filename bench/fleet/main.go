@@ -32,6 +32,8 @@ func main() {
 	bin := flag.String("bin", "", "directory holding hub and agent binaries; default: build them")
 	out := flag.String("out", "bench/results", "directory for fleet.json and fleet.txt (empty: print only)")
 	logs := flag.String("logs", "", "directory to keep the hub's and agents' logs in; default a temporary one, removed at the end")
+	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "directory to save the hub's CPU, block, mutex and goroutine profiles of the converge phase in (the hub then serves pprof); empty: none")
+	flag.DurationVar(&cfg.ProfileWindow, "profile-window", 10*time.Second, "with -profile-dir: length of each profile window (a converge phase longer than one gives several files)")
 	flag.Parse()
 	if *quick {
 		cfg.APIServers, cfg.Clusters, cfg.Workloads, cfg.Images, cfg.Samples, cfg.Cold = 2, 4, 40, 10, 20, 1
