@@ -56,18 +56,16 @@ func eventTargets(objs []client.Object) []client.Object {
 // markCloning creates the ClonedImage of members that have none, and marks new ones
 // (no phase, or Pending from the agent) Cloning.
 func (r *Reconciler) markCloning(ctx context.Context, src, backup imageref.Reference, users []*user) error {
-	var errs []error
-	for _, u := range users {
+	return eachServer(users, func(u *user) error {
 		if u.current != nil && u.current.Status.Phase != "" && u.current.Status.Phase != v1alpha1.PhasePending {
-			continue
+			return nil
 		}
-		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+		return r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			st.Phase = v1alpha1.PhaseCloning
 			st.Backup = backup.String()
 			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonCloning, fmt.Sprintf("copying %s to %s", src, backup))
-		}))
-	}
-	return errors.Join(errs...)
+		})
+	})
 }
 
 // markReady records a successful Copy: the backup holds the source's digest.
@@ -77,9 +75,8 @@ func (r *Reconciler) markReady(ctx context.Context, src, backup imageref.Referen
 	if res.AlreadyPresent || res.CacheHit {
 		reason = v1alpha1.ReasonAlreadyPresent
 	}
-	var errs []error
-	for _, u := range users {
-		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+	return eachServer(users, func(u *user) error {
+		return r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			size := res.Size
 			if st.Digest == res.Digest.String() && st.Size > size {
 				// A cache hit or a HEAD only sees the top manifest; keep what the copy counted.
@@ -92,9 +89,8 @@ func (r *Reconciler) markReady(ctx context.Context, src, backup imageref.Referen
 			st.LastVerified = &now
 			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, reason, fmt.Sprintf("%s is backed up as %s@%s", src, backup, res.Digest))
 			meta.RemoveStatusCondition(&st.Conditions, v1alpha1.SourceCondition)
-		}))
-	}
-	return errors.Join(errs...)
+		})
+	})
 }
 
 // backupStillGood reports whether every user had a Ready backup that the backup registry still
@@ -120,14 +116,12 @@ func (r *Reconciler) backupStillGood(ctx context.Context, copier Copier, dst nam
 // could not be checked.
 func (r *Reconciler) markSourceProblem(ctx context.Context, src imageref.Reference, reason string, cause error, users []*user) error {
 	now := metav1.NewTime(r.Now())
-	var errs []error
-	for _, u := range users {
-		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+	return eachServer(users, func(u *user) error {
+		return r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			st.LastVerified = &now
 			setCondition(st, gen, v1alpha1.SourceCondition, metav1.ConditionFalse, reason, "the backup is intact, but the source could not be checked for a new digest: "+cut(cause.Error()))
-		}))
-	}
-	return errors.Join(errs...)
+		})
+	})
 }
 
 // fail records a failed backup in every user and, when the failure is new, a Warning Event on
@@ -140,23 +134,29 @@ func (r *Reconciler) fail(ctx context.Context, users []*user, src, backup imager
 	if r.Metrics.Failed != nil {
 		r.Metrics.Failed(reason)
 	}
-	var errs []error
+	// Whether the failure is new for a member is decided from what each registration had
+	// cached, before any write: registrations of one API server then report it alike.
+	isNew := make(map[*user]bool, len(users))
 	for _, u := range users {
-		isNew := u.current == nil || u.current.Status.Phase != v1alpha1.PhaseFailed || readyReason(u.current) != reason
-		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+		isNew[u] = u.current == nil || u.current.Status.Phase != v1alpha1.PhaseFailed || readyReason(u.current) != reason
+	}
+	err := eachServer(users, func(u *user) error {
+		return r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			st.Phase = v1alpha1.PhaseFailed
 			if backup != (imageref.Reference{}) {
 				st.Backup = backup.String()
 			}
 			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
-		}))
-		if isNew && u.member.Recorder != nil {
+		})
+	})
+	for _, u := range users {
+		if isNew[u] && u.member.Recorder != nil {
 			for _, w := range eventTargets(u.workloads) {
 				u.member.Recorder.Eventf(w, nil, corev1.EventTypeWarning, ReasonBackupFailed, "BackUp", "image %s cannot be backed up (%s): %s", src, reason, msg)
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // write creates the member's ClonedImage if it has none, then patches its status with mutate.
