@@ -40,6 +40,9 @@ type Config struct {
 	// lock, which slows it a little.
 	ProfileDir    string
 	ProfileWindow time.Duration
+	// HubArgs and AgentArgs are added to the hub's and every agent's arguments (experiments:
+	// -v=1, --kube-qps ...).
+	HubArgs, AgentArgs []string
 	// Logf is told what is happening.
 	Logf func(format string, args ...any)
 }
@@ -160,7 +163,8 @@ func Run(ctx context.Context, t testenv.T, cfg Config) (*Result, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = filepath.Join(t.TempDir(), "logs")
 	}
-	opts := env.Options{Bin: cfg.Bin, Dir: cfg.Dir, Members: cfg.APIServers, Progress: logf}
+	opts := env.Options{Bin: cfg.Bin, Dir: cfg.Dir, Members: cfg.APIServers, Progress: logf,
+		HubArgs: cfg.HubArgs, AgentArgs: cfg.AgentArgs}
 	var prof *profiler
 	if cfg.ProfileDir != "" {
 		addr, err := freeAddr()
@@ -170,7 +174,7 @@ func Run(ctx context.Context, t testenv.T, cfg Config) (*Result, error) {
 		if prof, err = newProfiler(addr, cfg.ProfileDir, cfg.ProfileWindow); err != nil {
 			return nil, err
 		}
-		opts.HubArgs = hubProfileArgs(addr)
+		opts.HubArgs = append(opts.HubArgs, hubProfileArgs(addr)...)
 	}
 	e := env.Start(t, opts)
 	f := &fleet{cfg: cfg, e: e, logf: logf}

@@ -34,6 +34,14 @@ func main() {
 	logs := flag.String("logs", "", "directory to keep the hub's and agents' logs in; default a temporary one, removed at the end")
 	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "directory to save the hub's CPU, block, mutex and goroutine profiles of the converge phase in (the hub then serves pprof); empty: none")
 	flag.DurationVar(&cfg.ProfileWindow, "profile-window", 10*time.Second, "with -profile-dir: length of each profile window (a converge phase longer than one gives several files)")
+	flag.Func("hub-arg", "an argument added to the hub's (repeat it for more), e.g. -hub-arg=-v=1", func(v string) error {
+		cfg.HubArgs = append(cfg.HubArgs, v)
+		return nil
+	})
+	flag.Func("agent-arg", "an argument added to every agent's (repeat it for more), e.g. -agent-arg=--kube-qps=20", func(v string) error {
+		cfg.AgentArgs = append(cfg.AgentArgs, v)
+		return nil
+	})
 	flag.Parse()
 	if *quick {
 		cfg.APIServers, cfg.Clusters, cfg.Workloads, cfg.Images, cfg.Samples, cfg.Cold = 2, 4, 40, 10, 20, 1

@@ -338,7 +338,7 @@ func (r *Reconciler) record(ctx context.Context, cfg *config.Config, src, backup
 			logr.FromContextOrDiscard(ctx).V(1).Info("Backed up image", "backup", backup.String(), "digest", o.res.Digest.String(),
 				"bytesUploaded", o.res.BytesUploaded, "bytesMounted", o.res.BytesMounted)
 		}
-		return again(r.markReady(ctx, src, backup, o.res, users))
+		return again(r.markReady(ctx, src, backup, o.res, r.interval(cfg, src), users))
 	case o.backupIntact:
 		// Stay Ready, say what happened, and look again after the interval.
 		return again(r.markSourceProblem(ctx, src, o.reason, o.err, users))
