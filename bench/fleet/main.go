@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -40,6 +41,17 @@ func main() {
 	})
 	flag.Func("agent-arg", "an argument added to every agent's (repeat it for more), e.g. -agent-arg=--kube-qps=20", func(v string) error {
 		cfg.AgentArgs = append(cfg.AgentArgs, v)
+		return nil
+	})
+	flag.Func("hub-config", "a KEY=VALUE added to the hub's ConfigMap (repeat it for more), e.g. -hub-config=MAX_CONCURRENT_RECONCILES=20", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		if cfg.HubConfig == nil {
+			cfg.HubConfig = map[string]string{}
+		}
+		cfg.HubConfig[k] = val
 		return nil
 	})
 	flag.Parse()
@@ -87,7 +99,7 @@ func printResult(w io.Writer, r *Result) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	p("fleet", "%d registrations over %d API servers, %d workloads, %d images in the pool", r.Clusters, r.APIServers, r.Workloads, r.Images)
-	p("converge", "%.1f s from the first create (creating took %.1f s)", r.ConvergeS, r.CreateS)
+	p("converge", "%.1f s from the first create, %.1f s after the last (creating took %.1f s)", r.ConvergeS, r.AfterCreateS, r.CreateS)
 	p("copies", "%d for %d unique digests (backup manifest PUTs %d); copy calls %v", r.Copies, r.UniqueDigests, r.ManifestPuts, r.CopyResults)
 	p("requests/image", "upstream %s; backup %s", fmtReqs(r.UpstreamRequestsPerImage), fmtReqs(r.BackupRequestsPerImage))
 	p("hub reconciles", "%d (%d failed), %d conflict log lines", r.Reconciles, r.ReconcileErrors, r.Conflicts)
@@ -108,7 +120,7 @@ func printResult(w io.Writer, r *Result) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\n", m.Label, m.Registrations, m.Workloads, m.CachedWorkloads, mib(m.RSSBytes), mib(m.HeapLiveBytes), mib(m.HeapInuseBytes), m.Goroutines, m.GCsWaited)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "\ntargets (issue 9):")
+	fmt.Fprintln(w, "\ntargets (issues 9 and 14):")
 	for _, t := range r.Targets {
 		mark := "MET   "
 		if !t.Met {

@@ -58,6 +58,9 @@ type Options struct {
 	// proxy's: BACKUP_REGISTRY and the credentials then name that host. Env.Backup stays the
 	// registry itself.
 	BackupVia func(backup *testenv.Registry) (host string, err error)
+	// HubConfig holds keys added to the hub's ConfigMap image-cloner-configuration besides
+	// BACKUP_REGISTRY, e.g. MAX_CONCURRENT_RECONCILES.
+	HubConfig map[string]string
 	// HubArgs are added to the first hub replica's arguments, e.g. --pprof-bind-address (a
 	// second replica would need ports of its own). AgentArgs are added to every agent's.
 	HubArgs, AgentArgs []string
@@ -183,10 +186,14 @@ func Start(t testenv.T, o Options) *Env {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
+	hubConfig := map[string]string{config.KeyBackupRegistry: e.BackupRegistry}
+	for k, v := range o.HubConfig {
+		hubConfig[k] = v
+	}
 	hubObjs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: v1alpha1.ConfigMapName},
-			Data: map[string]string{config.KeyBackupRegistry: e.BackupRegistry}},
+			Data: hubConfig},
 		dockerSecret(config.DefaultPushSecretName, creds),
 		dockerSecret(v1alpha1.PullSecretName, pullCreds),
 	}
