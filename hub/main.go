@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/hub/internal/app"
+	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/internal/enroll"
 	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
@@ -60,6 +61,7 @@ func runHub(args []string) error {
 	fs.StringVar(&o.PushSecret, "push-secret", config.DefaultPushSecretName, "kubernetes.io/dockerconfigjson Secret in --namespace with the backup registry's push credentials")
 	fs.Float64Var(&qps, "kube-qps", 20, "queries per second of each member cluster's client")
 	fs.IntVar(&o.Clusters.Burst, "kube-burst", 30, "burst of each member cluster's client")
+	fs.IntVar(&o.ImageWorkers, "image-workers", images.DefaultWorkers, "images reconciled at once across the fleet; each waits on registry HEADs, a copy slot (MAX_CONCURRENT_RECONCILES bounds copies) and status writes, so this is well above MAX_CONCURRENT_RECONCILES")
 	fs.DurationVar(&o.Clusters.ProbeInterval, "probe-interval", 10*time.Second, "how often each member's API server is probed")
 	fs.IntVar(&o.Clusters.FailureThreshold, "probe-failure-threshold", 5, "failed probes in a row that disconnect a member")
 	logCfg := textlogger.NewConfig()

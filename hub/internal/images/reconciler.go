@@ -43,6 +43,9 @@ type Metrics struct {
 	Failed func(reason string)
 }
 
+// DefaultWorkers is the default of Reconciler.Workers.
+const DefaultWorkers = 20
+
 // Reconciler reconciles one image across the fleet. Set the exported fields, then call
 // SetupWithManager, and register it with the clusters.Fleet as a Listener.
 type Reconciler struct {
@@ -50,8 +53,9 @@ type Reconciler struct {
 	InForce InForce
 	Log     logr.Logger
 	Metrics Metrics
-	// Workers is how many images are reconciled at once; default 20. Copies themselves are
-	// bounded by the Mirror (MAX_CONCURRENT_RECONCILES); workers mostly wait on HEADs.
+	// Workers is how many images are reconciled at once; default DefaultWorkers. Copies
+	// themselves are bounded by the Mirror (MAX_CONCURRENT_RECONCILES); workers mostly wait on
+	// HEADs, on a copy slot and on status writes.
 	Workers int
 	// CopyTimeout bounds one Copy; default 30m.
 	CopyTimeout time.Duration
@@ -66,8 +70,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Fleet == nil || r.InForce == nil {
 		return errors.New("images.Reconciler needs Fleet and InForce")
 	}
-	if r.Workers == 0 {
-		r.Workers = 20
+	if r.Workers <= 0 {
+		r.Workers = DefaultWorkers
 	}
 	if r.CopyTimeout == 0 {
 		r.CopyTimeout = 30 * time.Minute
