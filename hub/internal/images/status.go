@@ -172,9 +172,9 @@ func (r *Reconciler) fail(ctx context.Context, users []*user, src, backup imager
 	}
 	// Whether the failure is new for a member is decided from what each registration had
 	// cached, before any write: registrations of one API server then report it alike.
-	isNew := make(map[*user]bool, len(users))
+	newFailure := make(map[*user]bool, len(users))
 	for _, u := range users {
-		isNew[u] = u.current == nil || u.current.Status.Phase != v1alpha1.PhaseFailed || readyReason(u.current) != reason
+		newFailure[u] = u.current == nil || u.current.Status.Phase != v1alpha1.PhaseFailed || readyReason(u.current) != reason
 	}
 	err := eachServer(users, func(u *user) error {
 		return r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
@@ -186,7 +186,7 @@ func (r *Reconciler) fail(ctx context.Context, users []*user, src, backup imager
 		})
 	})
 	for _, u := range users {
-		if isNew[u] && u.member.Recorder != nil {
+		if newFailure[u] && u.member.Recorder != nil {
 			for _, w := range eventTargets(u.workloads) {
 				u.member.Recorder.Eventf(w, nil, corev1.EventTypeWarning, ReasonBackupFailed, "BackUp", "image %s cannot be backed up (%s): %s", src, reason, msg)
 			}
