@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/hub/internal/app"
+	"github.com/image-cloner/image-cloner/hub/internal/images"
 	"github.com/image-cloner/image-cloner/internal/enroll"
 	"github.com/image-cloner/image-cloner/internal/registration"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
@@ -45,10 +47,13 @@ func runHub(args []string) error {
 	fs := flag.NewFlagSet("hub", flag.ExitOnError)
 	var o app.Options
 	var qps float64
+	var blockRate, mutexFraction int
 	fs.StringVar(&o.Namespace, "namespace", v1alpha1.DefaultNamespace, "the hub's namespace: registration Secrets, ConfigMap image-cloner-configuration, credentials")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint, 0 to disable")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz, 0 to disable")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "0", "address of Go's /debug/pprof/ profiles (heap, goroutine, cpu), e.g. 127.0.0.1:6060; 0 disables it")
+	fs.IntVar(&blockRate, "pprof-block-profile-rate", 0, "with --pprof-bind-address: record one blocking event per this many nanoseconds blocked in /debug/pprof/block (runtime.SetBlockProfileRate; 1 records every one); 0 records none")
+	fs.IntVar(&mutexFraction, "pprof-mutex-profile-fraction", 0, "with --pprof-bind-address: record one in this many mutex contention events in /debug/pprof/mutex (runtime.SetMutexProfileFraction); 0 records none")
 	fs.StringVar(&o.DashboardBindAddress, "dashboard-bind-address", "127.0.0.1:8090", "address of the read-only web dashboard and its JSON API (/api/v1/...), 0 to disable; loopback by default: in a cluster set :8090 and reach it through a Service or kubectl port-forward")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader among hub replicas (Lease image-cloner-hub in --namespace)")
 	fs.BoolVar(&o.LocalCluster, "local-cluster", false, "also treat the hub's own cluster as member \"local\" (single-cluster setup)")
@@ -56,6 +61,7 @@ func runHub(args []string) error {
 	fs.StringVar(&o.PushSecret, "push-secret", config.DefaultPushSecretName, "kubernetes.io/dockerconfigjson Secret in --namespace with the backup registry's push credentials")
 	fs.Float64Var(&qps, "kube-qps", 20, "queries per second of each member cluster's client")
 	fs.IntVar(&o.Clusters.Burst, "kube-burst", 30, "burst of each member cluster's client")
+	fs.IntVar(&o.ImageWorkers, "image-workers", images.DefaultWorkers, "images reconciled at once across the fleet; each waits on registry HEADs, a copy slot (MAX_CONCURRENT_RECONCILES bounds copies) and status writes, so this is well above MAX_CONCURRENT_RECONCILES")
 	fs.DurationVar(&o.Clusters.ProbeInterval, "probe-interval", 10*time.Second, "how often each member's API server is probed")
 	fs.IntVar(&o.Clusters.FailureThreshold, "probe-failure-threshold", 5, "failed probes in a row that disconnect a member")
 	logCfg := textlogger.NewConfig()
@@ -64,6 +70,13 @@ func runHub(args []string) error {
 		return err
 	}
 	o.Clusters.QPS = float32(qps)
+	// Both cost time on every blocking event or contended lock: off unless asked for.
+	if blockRate > 0 {
+		runtime.SetBlockProfileRate(blockRate)
+	}
+	if mutexFraction > 0 {
+		runtime.SetMutexProfileFraction(mutexFraction)
+	}
 	ctrl.SetLogger(textlogger.NewLogger(logCfg))
 	o.Log = ctrl.Log.WithName("hub")
 	cfg, err := ctrl.GetConfig()

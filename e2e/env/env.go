@@ -58,6 +58,12 @@ type Options struct {
 	// proxy's: BACKUP_REGISTRY and the credentials then name that host. Env.Backup stays the
 	// registry itself.
 	BackupVia func(backup *testenv.Registry) (host string, err error)
+	// HubConfig holds keys added to the hub's ConfigMap image-cloner-configuration besides
+	// BACKUP_REGISTRY, e.g. MAX_CONCURRENT_RECONCILES.
+	HubConfig map[string]string
+	// HubArgs are added to the first hub replica's arguments, e.g. --pprof-bind-address (a
+	// second replica would need ports of its own). AgentArgs are added to every agent's.
+	HubArgs, AgentArgs []string
 }
 
 // Env is a running fleet.
@@ -180,10 +186,14 @@ func Start(t testenv.T, o Options) *Env {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
+	hubConfig := map[string]string{config.KeyBackupRegistry: e.BackupRegistry}
+	for k, v := range o.HubConfig {
+		hubConfig[k] = v
+	}
 	hubObjs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace, Name: v1alpha1.ConfigMapName},
-			Data: map[string]string{config.KeyBackupRegistry: e.BackupRegistry}},
+			Data: hubConfig},
 		dockerSecret(config.DefaultPushSecretName, creds),
 		dockerSecret(v1alpha1.PullSecretName, pullCreds),
 	}
@@ -260,6 +270,9 @@ func (e *Env) startProcesses() {
 			args = append(args, "--dashboard-bind-address", dashboard)
 		}
 		name, logName := "hub", "hub.log"
+		if i == 0 {
+			args = append(args, o.HubArgs...)
+		}
 		if i > 0 {
 			name, logName = "hub-"+strconv.Itoa(i+1), "hub-"+strconv.Itoa(i+1)+".log"
 		}
@@ -281,12 +294,13 @@ func (e *Env) startProcesses() {
 	for _, m := range e.Members {
 		w := m.Env.WebhookInstallOptions
 		metrics, agentProbe := next(), next()
+		args := append([]string{
+			"--kubeconfig", e.Kubeconfigs[m.Name], "--namespace", Namespace,
+			"--metrics-bind-address", metrics, "--health-probe-bind-address", agentProbe,
+			"--webhook-port", strconv.Itoa(w.LocalServingPort),
+			"--cert-manager", "--cert-dir", w.LocalServingCertDir}, o.AgentArgs...)
 		a := e.launch(processSpec{name: "agent-" + m.Name, logPath: filepath.Join(o.Dir, "agent-"+m.Name+".log"),
-			bin: filepath.Join(o.Bin, "agent"), probe: agentProbe, metrics: metrics, args: []string{
-				"--kubeconfig", e.Kubeconfigs[m.Name], "--namespace", Namespace,
-				"--metrics-bind-address", metrics, "--health-probe-bind-address", agentProbe,
-				"--webhook-port", strconv.Itoa(w.LocalServingPort),
-				"--cert-manager", "--cert-dir", w.LocalServingCertDir}}, false)
+			bin: filepath.Join(o.Bin, "agent"), probe: agentProbe, metrics: metrics, args: args}, false)
 		e.Agents = append(e.Agents, a)
 		started = append(started, a)
 		o.Progress("Started bin/agent for %s (pid %d), log %s", m.Name, a.Pid(), a.LogPath)

@@ -48,6 +48,9 @@ type Options struct {
 	LocalCluster     bool
 	PushSecret       string
 	Clusters         clusters.Options
+	// ImageWorkers is how many images are reconciled at once; 0 takes images.Reconciler's
+	// default.
+	ImageWorkers int
 	// MetricsRegistry receives the hub's metrics; default controller-runtime's.
 	MetricsRegistry prometheus.Registerer
 	// MirrorOptions are added to the Mirror's (tests: a transport trusting a test CA).
@@ -166,7 +169,7 @@ func New(cfg *rest.Config, o Options) (*Hub, error) {
 	rateLimits := dashboard.NewRateLimits()
 	h.Collector = &dashboard.Collector{Fleet: fleet, Metrics: m, RateLimits: rateLimits, Series: dashboard.NewSeries(0)}
 
-	h.Images = &images.Reconciler{Fleet: fleet, Log: log.WithName("images"), Metrics: m.Images()}
+	h.Images = &images.Reconciler{Fleet: fleet, Log: log.WithName("images"), Metrics: m.Images(), Workers: o.ImageWorkers}
 	h.Settings = &settings.Reconciler{
 		Client: mgr.GetClient(), Namespace: o.Namespace, PushSecret: o.PushSecret,
 		Recorder: recorder, Log: log.WithName("settings"),

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -56,45 +57,76 @@ func eventTargets(objs []client.Object) []client.Object {
 // markCloning creates the ClonedImage of members that have none, and marks new ones
 // (no phase, or Pending from the agent) Cloning.
 func (r *Reconciler) markCloning(ctx context.Context, src, backup imageref.Reference, users []*user) error {
-	var errs []error
-	for _, u := range users {
-		if u.current != nil && u.current.Status.Phase != "" && u.current.Status.Phase != v1alpha1.PhasePending {
-			continue
+	return eachServer(users, func(u *user) error {
+		if u.current != nil && !isNew(&u.current.Status) {
+			return nil
 		}
-		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
-			st.Phase = v1alpha1.PhaseCloning
-			st.Backup = backup.String()
-			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonCloning, fmt.Sprintf("copying %s to %s", src, backup))
-		}))
+		return r.write(ctx, u, src, cloning(src, backup))
+	})
+}
+
+// cloning is markCloning's change to a status. It asks again whether the status is new, of the
+// status as the API server has it when the cache was behind (write re-reads it): a
+// registration whose cache had not seen the ClonedImage Ready yet must not turn it back to
+// Cloning.
+func cloning(src, backup imageref.Reference) func(*v1alpha1.ClonedImageStatus, int64) {
+	return func(st *v1alpha1.ClonedImageStatus, gen int64) {
+		if !isNew(st) {
+			return
+		}
+		st.Phase = v1alpha1.PhaseCloning
+		st.Backup = backup.String()
+		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, v1alpha1.ReasonCloning, fmt.Sprintf("copying %s to %s", src, backup))
 	}
-	return errors.Join(errs...)
+}
+
+// stamp is the time to record in a status now, to the second: the API server keeps times to the
+// second (RFC 3339), so a status holding nanoseconds never equals the one read back, and the
+// later registrations of an API server, which find the status already written, would each
+// send it again.
+func (r *Reconciler) stamp() metav1.Time {
+	return metav1.NewTime(r.Now()).Rfc3339Copy()
 }
 
 // markReady records a successful Copy: the backup holds the source's digest.
-func (r *Reconciler) markReady(ctx context.Context, src, backup imageref.Reference, res mirror.Result, users []*user) error {
-	now := metav1.NewTime(r.Now())
+func (r *Reconciler) markReady(ctx context.Context, src, backup imageref.Reference, res mirror.Result, interval time.Duration, users []*user) error {
+	mutate := ready(src, backup, res, r.stamp(), interval)
+	return eachServer(users, func(u *user) error {
+		return r.write(ctx, u, src, mutate)
+	})
+}
+
+// ready is markReady's change to a status, verified at now.
+//
+// A status already Ready for this backup and digest, verified within interval, is left as it
+// is when the Copy was answered by the Mirror's presence cache, which verified nothing new.
+// Bumping its LastVerified (and its reason, Copied to AlreadyPresent) was a write into every
+// member for each reconcile, and each write an event that reconciled the image again: in the
+// fleet benchmark, where some of 50 registrations' caches were always a little behind, every
+// image went through that loop about six times.
+func ready(src, backup imageref.Reference, res mirror.Result, now metav1.Time, interval time.Duration) func(*v1alpha1.ClonedImageStatus, int64) {
 	reason := v1alpha1.ReasonCopied
 	if res.AlreadyPresent || res.CacheHit {
 		reason = v1alpha1.ReasonAlreadyPresent
 	}
-	var errs []error
-	for _, u := range users {
-		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
-			size := res.Size
-			if st.Digest == res.Digest.String() && st.Size > size {
-				// A cache hit or a HEAD only sees the top manifest; keep what the copy counted.
-				size = st.Size
-			}
-			st.Phase = v1alpha1.PhaseReady
-			st.Backup = backup.String()
-			st.Digest = res.Digest.String()
-			st.Size = size
-			st.LastVerified = &now
-			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, reason, fmt.Sprintf("%s is backed up as %s@%s", src, backup, res.Digest))
+	return func(st *v1alpha1.ClonedImageStatus, gen int64) {
+		if res.CacheHit && readyFor(st, gen, backup.String(), res.Digest.String()) && now.Sub(st.LastVerified.Time) < interval {
 			meta.RemoveStatusCondition(&st.Conditions, v1alpha1.SourceCondition)
-		}))
+			return
+		}
+		size := res.Size
+		if st.Digest == res.Digest.String() && st.Size > size {
+			// A cache hit or a HEAD only sees the top manifest; keep what the copy counted.
+			size = st.Size
+		}
+		st.Phase = v1alpha1.PhaseReady
+		st.Backup = backup.String()
+		st.Digest = res.Digest.String()
+		st.Size = size
+		st.LastVerified = &now
+		setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionTrue, reason, fmt.Sprintf("%s is backed up as %s@%s", src, backup, res.Digest))
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.SourceCondition)
 	}
-	return errors.Join(errs...)
 }
 
 // backupStillGood reports whether every user had a Ready backup that the backup registry still
@@ -119,15 +151,13 @@ func (r *Reconciler) backupStillGood(ctx context.Context, copier Copier, dst nam
 // markSourceProblem keeps Ready backups Ready, verified now, with a condition saying the source
 // could not be checked.
 func (r *Reconciler) markSourceProblem(ctx context.Context, src imageref.Reference, reason string, cause error, users []*user) error {
-	now := metav1.NewTime(r.Now())
-	var errs []error
-	for _, u := range users {
-		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+	now := r.stamp()
+	return eachServer(users, func(u *user) error {
+		return r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			st.LastVerified = &now
 			setCondition(st, gen, v1alpha1.SourceCondition, metav1.ConditionFalse, reason, "the backup is intact, but the source could not be checked for a new digest: "+cut(cause.Error()))
-		}))
-	}
-	return errors.Join(errs...)
+		})
+	})
 }
 
 // fail records a failed backup in every user and, when the failure is new, a Warning Event on
@@ -140,23 +170,29 @@ func (r *Reconciler) fail(ctx context.Context, users []*user, src, backup imager
 	if r.Metrics.Failed != nil {
 		r.Metrics.Failed(reason)
 	}
-	var errs []error
+	// Whether the failure is new for a member is decided from what each registration had
+	// cached, before any write: registrations of one API server then report it alike.
+	newFailure := make(map[*user]bool, len(users))
 	for _, u := range users {
-		isNew := u.current == nil || u.current.Status.Phase != v1alpha1.PhaseFailed || readyReason(u.current) != reason
-		errs = append(errs, r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
+		newFailure[u] = u.current == nil || u.current.Status.Phase != v1alpha1.PhaseFailed || readyReason(u.current) != reason
+	}
+	err := eachServer(users, func(u *user) error {
+		return r.write(ctx, u, src, func(st *v1alpha1.ClonedImageStatus, gen int64) {
 			st.Phase = v1alpha1.PhaseFailed
 			if backup != (imageref.Reference{}) {
 				st.Backup = backup.String()
 			}
 			setCondition(st, gen, v1alpha1.ReadyCondition, metav1.ConditionFalse, reason, msg)
-		}))
-		if isNew && u.member.Recorder != nil {
+		})
+	})
+	for _, u := range users {
+		if newFailure[u] && u.member.Recorder != nil {
 			for _, w := range eventTargets(u.workloads) {
 				u.member.Recorder.Eventf(w, nil, corev1.EventTypeWarning, ReasonBackupFailed, "BackUp", "image %s cannot be backed up (%s): %s", src, reason, msg)
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // write creates the member's ClonedImage if it has none, then patches its status with mutate.
@@ -228,6 +264,20 @@ func hubAdvice(err error) string {
 
 func setCondition(st *v1alpha1.ClonedImageStatus, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// isNew says st is of a ClonedImage the hub has not worked on yet: no phase, or Pending (the
+// agent's webhook asked for the copy).
+func isNew(st *v1alpha1.ClonedImageStatus) bool {
+	return st.Phase == "" || st.Phase == v1alpha1.PhasePending
+}
+
+// readyFor says st is Ready with backup at digest, verified, its Ready condition observed at
+// generation gen.
+func readyFor(st *v1alpha1.ClonedImageStatus, gen int64, backup, digest string) bool {
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ReadyCondition)
+	return st.Phase == v1alpha1.PhaseReady && st.Backup == backup && st.Digest == digest && st.LastVerified != nil &&
+		c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == gen
 }
 
 func readyReason(ci *v1alpha1.ClonedImage) string {
