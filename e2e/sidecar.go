@@ -31,9 +31,11 @@ import (
 //     backups and both originals in image-cloner.io/original-images; the injector saw c0
 //     rewritten already, so the agent's webhook ran before it and the proxy was rewritten when
 //     the API server reinvoked it;
-//   - a Pod of a DaemonSet whose template declares the app image (opted out, so its template
-//     keeps it; a dry run, as autoModeInForce's probe) keeps c0 for the patcher, as auto mode
-//     does, and still gets the proxy's backup: only the reinvocation rewrites it there;
+//   - a Deployment's Pod, of a revision (a ReplicaSet) made before the backups, and a Pod of a
+//     DaemonSet whose template declares the app image (opted out, so its template keeps it),
+//     both dry runs, keep c0 for the patcher, as auto mode does, and still get the proxy's
+//     backup, recorded as the only original: only the reinvocation rewrites it there, since
+//     the agent's first call changed nothing;
 //   - the injector was called once per Pod created, never on a Pod it had injected already,
 //     and each Pod holds one proxy container.
 //
@@ -103,29 +105,38 @@ func InjectedSidecarSpec(ctx context.Context, t *testing.T, in FleetInput) {
 		t.Logf("%s: bare Pod %s/%s admitted with c0=%s and %s=%s (the injector saw c0=%s)", m.Name, ns, p.Name,
 			p.Spec.Containers[0].Image, injectedContainer, containerImage(p, injectedContainer), call.Images["c0"])
 
-		// A workload's Pod: c0 is its template's, left to the patcher in auto mode; the injected
-		// proxy is not in the template, and only the reinvocation rewrites it.
-		ds := daemonSet(ns, "node-"+randomSuffix(), appRef)
-		ds.Labels = map[string]string{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue}
-		ds.Spec.Template.Spec.NodeSelector = map[string]string{"e2e.image-cloner.io/no-such-node": "true"}
-		g.Expect(m.Client.Create(ctx, ds)).To(gomega.Succeed())
-		owner := metav1.OwnerReference{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: "DaemonSet", Name: ds.Name, UID: ds.UID, Controller: ptr.To(true)}
-		// Until the agent's cache has the DaemonSet, auto mode sees no patched owner and
-		// rewrites c0 too: retry.
-		g.Eventually(func(g gomega.Gomega) {
-			p = sidecarPod(ns, ds.Name+"-probe", appRef)
-			p.OwnerReferences = []metav1.OwnerReference{owner}
-			g.Expect(m.Client.Create(ctx, p, client.DryRunAll)).To(gomega.Succeed())
-			created(m, p)
-			g.Expect(isBackupOf(containerImage(p, injectedContainer), proxyCI)).To(gomega.BeEmpty(), "the injected %s of DaemonSet %s's Pod in %s", injectedContainer, ds.Name, m.Name)
-			g.Expect(p.Spec.Containers[0].Image).To(gomega.Equal(appRef), "c0, declared by DaemonSet %s's template, is left to the patcher in auto mode", ds.Name)
-		}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
-		call, err = inj.call(p)
-		g.Expect(err).NotTo(gomega.HaveOccurred())
-		g.Expect(call.Images["c0"]).To(gomega.Equal(appRef))
-		g.Expect(onlyOneSidecar(p)).To(gomega.Succeed())
-		t.Logf("%s: DaemonSet %s's Pod (dry run) admitted with c0=%s and %s=%s", m.Name, ds.Name,
-			p.Spec.Containers[0].Image, injectedContainer, containerImage(p, injectedContainer))
+		// Workloads' Pods: c0 is their template's, left to the patcher in auto mode; the
+		// injected proxy is not in the template, and only the reinvocation rewrites it. As dry
+		// runs, so no controller of a kind cluster runs or replaces them.
+		rs, ds := deploymentRevision(ctx, t, m, ns, appRef), optedOutDaemonSet(ctx, t, m, ns, appRef)
+		for _, w := range []struct {
+			what  string
+			owner metav1.OwnerReference
+		}{
+			{"a Deployment's Pod (ReplicaSet " + rs.Name + ")", rs},
+			{"DaemonSet " + ds.Name + "'s Pod", ds},
+		} {
+			owner := w.owner
+			// Until the agent's cache has a DaemonSet, auto mode sees no patched owner and
+			// rewrites c0 too: retry.
+			g.Eventually(func(g gomega.Gomega) {
+				p = sidecarPod(ns, owner.Name+"-"+randomSuffix(), appRef)
+				p.OwnerReferences = []metav1.OwnerReference{owner}
+				g.Expect(m.Client.Create(ctx, p, client.DryRunAll)).To(gomega.Succeed())
+				created(m, p)
+				g.Expect(isBackupOf(containerImage(p, injectedContainer), proxyCI)).To(gomega.BeEmpty(), "the injected %s of %s in %s", injectedContainer, w.what, m.Name)
+				g.Expect(p.Spec.Containers[0].Image).To(gomega.Equal(appRef), "c0 of %s, declared by its template, is left to the patcher in auto mode", w.what)
+			}).WithTimeout(in.timeout()).WithPolling(time.Second).Should(gomega.Succeed())
+			originals, err := workload.Originals(p)
+			g.Expect(err).NotTo(gomega.HaveOccurred())
+			g.Expect(originals).To(gomega.Equal(map[string]string{"containers/" + injectedContainer: proxyRef}), "the agent records the sidecar's original, and only it")
+			call, err := inj.call(p)
+			g.Expect(err).NotTo(gomega.HaveOccurred())
+			g.Expect(call.Images["c0"]).To(gomega.Equal(appRef))
+			g.Expect(onlyOneSidecar(p)).To(gomega.Succeed())
+			t.Logf("%s: %s, a dry run, admitted with c0=%s and %s=%s", m.Name, w.what,
+				p.Spec.Containers[0].Image, injectedContainer, containerImage(p, injectedContainer))
+		}
 
 		if m == in.Members[0] {
 			// The control: the same injection in a namespace opted out of image-cloner keeps
@@ -190,6 +201,39 @@ func containerImage(p *corev1.Pod, name string) string {
 		}
 	}
 	return ""
+}
+
+// deploymentRevision creates in k's namespace ns a Deployment of image and a ReplicaSet it
+// controls with that template, as the Deployment controller makes a revision, and returns the
+// controller reference the ReplicaSet's Pods carry. Both have no replicas and the Deployment
+// is paused: where controllers run (kind), none makes Pods or another revision. The agent
+// rewrites or patches the Deployment once image is backed up; the ReplicaSet's template is
+// image's, as that of a revision made before the backup is.
+func deploymentRevision(ctx context.Context, t testing.TB, k *Kube, ns, image string) metav1.OwnerReference {
+	t.Helper()
+	g := gomega.NewWithT(t)
+	d := deployment(ns, "web-"+randomSuffix(), image)
+	d.Spec.Replicas, d.Spec.Paused = ptr.To[int32](0), true
+	g.Expect(k.Client.Create(ctx, d)).To(gomega.Succeed(), "creating Deployment %s/%s in %s", ns, d.Name, k.Name)
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: d.Name + "-6b8d7", Labels: d.Spec.Template.Labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](0), Selector: d.Spec.Selector, Template: podTemplate(image)},
+	}
+	g.Expect(k.Client.Create(ctx, rs)).To(gomega.Succeed(), "creating ReplicaSet %s/%s in %s", ns, rs.Name, k.Name)
+	return *metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
+}
+
+// optedOutDaemonSet creates in k's namespace ns a DaemonSet of image, opted out (so its
+// template keeps image) and placed on no node, and returns the controller reference its Pods
+// carry.
+func optedOutDaemonSet(ctx context.Context, t testing.TB, k *Kube, ns, image string) metav1.OwnerReference {
+	t.Helper()
+	ds := daemonSet(ns, "node-"+randomSuffix(), image)
+	ds.Labels = map[string]string{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue}
+	ds.Spec.Template.Spec.NodeSelector = map[string]string{"e2e.image-cloner.io/no-such-node": "true"}
+	gomega.NewWithT(t).Expect(k.Client.Create(ctx, ds)).To(gomega.Succeed(), "creating DaemonSet %s/%s in %s", ns, ds.Name, k.Name)
+	return *metav1.NewControllerRef(ds, appsv1.SchemeGroupVersion.WithKind("DaemonSet"))
 }
 
 // labelledNamespace creates a namespace with a generated name and labels in k.
