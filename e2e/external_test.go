@@ -29,6 +29,11 @@ import (
 //	E2E_KUBECONFIGS=hub=PATH,member-1=PATH,...  admin kubeconfigs; "hub" is the hub cluster
 //	E2E_UPSTREAM=HOST[:PORT]                      a registry the specs may push to anonymously,
 //	                                              reachable by the test and the hub alike
+//	E2E_KIND_HOST_ADDRESS=IP                      optional: this machine's address as the
+//	                                              members' API servers reach it (kind: the
+//	                                              kind network's gateway), where
+//	                                              InjectedSidecar serves its webhook; unset,
+//	                                              127.0.0.1 (API servers on this machine)
 //
 // The backup registry, its credentials and how each member is registered are read from the
 // hub cluster (ConfigMap image-cloner-configuration, the push Secret, registration Secrets).
@@ -52,7 +57,8 @@ func externalFleet(t *testing.T) e2e.FleetInput {
 	}
 	ctx := t.Context()
 	in := e2e.FleetInput{HubNamespace: v1alpha1.DefaultNamespace, Conventions: map[string]string{},
-		Upstream: e2e.RegistryInfo{Host: upstream, Transport: http.DefaultTransport}}
+		Upstream:    e2e.RegistryInfo{Host: upstream, Transport: http.DefaultTransport},
+		HostAddress: os.Getenv("E2E_KIND_HOST_ADDRESS")}
 	for _, kv := range strings.Split(spec, ",") {
 		name, path, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -121,6 +127,7 @@ func runExternal(ctx context.Context, t *testing.T, in e2e.FleetInput) {
 		{"Admission", func(t *testing.T) { e2e.AdmissionSpec(ctx, t, in) }},
 		{"MultiArch", func(t *testing.T) { e2e.MultiArchSpec(ctx, t, in) }},
 		{"AnyOwnerPods", func(t *testing.T) { e2e.AnyOwnerPodsSpec(ctx, t, in) }},
+		{"InjectedSidecar", func(t *testing.T) { e2e.InjectedSidecarSpec(ctx, t, in) }},
 		{"CredentialRotation", func(t *testing.T) { e2e.CredentialRotationSpec(ctx, t, in) }},
 		{"ClusterRemoval", func(t *testing.T) { e2e.ClusterRemovalSpec(ctx, t, in) }},
 	} {

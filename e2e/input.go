@@ -48,6 +48,10 @@ type FleetInput struct {
 	// them, and skips what is empty (e.g. against kind clusters).
 	Logs                     map[string]string
 	DashboardURL, MetricsURL string
+	// HostAddress is the IP of this machine that the members' API servers reach, where the
+	// specs serve webhooks of their own (InjectedSidecarSpec's injector): empty for API servers
+	// on this machine (127.0.0.1); the kind network's gateway for kind's, in containers.
+	HostAddress string
 	// Timeout bounds each wait; default 2 minutes.
 	Timeout time.Duration
 }

@@ -81,6 +81,7 @@ func TestLocal(t *testing.T) {
 		{"Admission", func(t *testing.T) { e2e.AdmissionSpec(ctx, t, in) }},
 		{"MultiArch", func(t *testing.T) { e2e.MultiArchSpec(ctx, t, in) }},
 		{"AnyOwnerPods", func(t *testing.T) { e2e.AnyOwnerPodsSpec(ctx, t, in) }},
+		{"InjectedSidecar", func(t *testing.T) { e2e.InjectedSidecarSpec(ctx, t, in) }},
 		{"PodStatusCoverage", func(t *testing.T) { e2e.PodStatusCoverageSpec(ctx, t, in) }},
 		{"CredentialRotation", func(t *testing.T) { e2e.CredentialRotationSpec(ctx, t, in) }},
 		{"ClusterRemoval", func(t *testing.T) { e2e.ClusterRemovalSpec(ctx, t, in) }},

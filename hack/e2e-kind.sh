@@ -19,7 +19,8 @@
 #   7. member-1 registered with `hub register`, member-2 with `hub register --cluster-api`;
 #   8. go test -tags e2e -run '^(TestExternal|TestKindNodes)$' ./e2e/: every spec of TestExternal,
 #      then the specs only real nodes can answer (e2e/nodes.go), last because one of them stops
-#      the upstream registry;
+#      the upstream registry; E2E_KIND_HOST_ADDRESS, this machine's address on the kind network,
+#      is where the API servers reach the webhook InjectedSidecar serves;
 #   9. teardown: clusters, registries, and the dockerd step 1 started. E2E_KIND_KEEP=1 keeps
 #      everything up instead (kind-config/down.sh, docker rm -f kind-backup and
 #      hack/kind/docker.sh stop remove it later).
@@ -187,8 +188,17 @@ for m in member-1 member-2; do
   kubeconfigs="$kubeconfigs,$m=$work/$m.kubeconfig"
 done
 
+# This machine's address on the kind network (its gateway, the bridge's own address): where the
+# members' API servers, in containers, reach webhooks the specs serve (InjectedSidecar's injector).
+host_ip=$(docker network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' | tr ' ' '\n' | grep -m1 -F . || true)
+if [ -z "$host_ip" ]; then
+  bridge="br-$(docker network inspect kind -f '{{.Id}}' | cut -c1-12)"
+  host_ip=$(ip -4 -o addr show dev "$bridge" 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
+fi
+[ -n "$host_ip" ] || die "no IPv4 address of this machine on the kind network"
+
 step "the e2e specs (TestExternal, then TestKindNodes)"
-E2E_KUBECONFIGS="$kubeconfigs" E2E_UPSTREAM="$up_ip:5000" \
+E2E_KUBECONFIGS="$kubeconfigs" E2E_UPSTREAM="$up_ip:5000" E2E_KIND_HOST_ADDRESS="$host_ip" \
   E2E_KIND_UPSTREAM_CONTAINER=kind-registry E2E_KIND_BACKUP_CONTAINER=kind-backup \
   E2E_KIND_PULL_USER=puller E2E_KIND_RUNNABLE_BINARY="$CACHE/kind/bin/pause" \
   go test -tags e2e -count=1 -timeout 30m -run "${E2E_KIND_RUN:-^(TestExternal|TestKindNodes)\$}" -v ./e2e/ 2>&1 |
