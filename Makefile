@@ -118,6 +118,10 @@ bench-fleet: test-deps build ## A hub with 50 registered clusters over 5 apiserv
 	@assets=$$(hack/test-deps.sh 2>/dev/null | tail -1); \
 	  IMAGE_CLONER_ASSETS=$$assets $(GO) run ./bench/fleet -bin $(BIN) $(BENCH_FLEET_FLAGS)
 
+.PHONY: bench-fleet-1000
+bench-fleet-1000: ## bench-fleet at 1,000 registrations over 5 apiservers and 100,000 cached workloads (500 workloads, no growth step); writes bench/results/fleet-1000/; about 3 minutes, 4 GiB
+	@$(MAKE) --no-print-directory bench-fleet BENCH_FLEET_FLAGS="-clusters 1000 -apiservers 5 -workloads 500 -images 40 -samples 50 -cold 1 -grow=false -out bench/results/fleet-1000 $(BENCH_FLEET_FLAGS)"
+
 FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s); make test runs their committed seed corpora
