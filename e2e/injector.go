@@ -2,17 +2,10 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"strconv"
@@ -28,6 +21,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/image-cloner/image-cloner/internal/testenv"
 )
 
 // Names the sidecar injector uses.
@@ -78,10 +73,15 @@ func startInjector(t testing.TB, image, bind, host string) (*sidecarInjector, er
 	if ip == nil {
 		return nil, fmt.Errorf("the injector's address %q is not an IP", host)
 	}
-	ca, cert, err := selfSignedServing(ip)
+	authority, err := testenv.NewCAFor(ip)
 	if err != nil {
 		return nil, fmt.Errorf("making the injector's certificates: %w", err)
 	}
+	cert, err := tls.X509KeyPair(authority.ServerCertPEM, authority.ServerKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("loading the injector's serving certificate: %w", err)
+	}
+	ca := authority.CertPEM
 	ln, err := net.Listen("tcp", net.JoinHostPort(bind, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("listening for the injector on %s: %w", bind, err)
@@ -202,45 +202,6 @@ func (s *sidecarInjector) register(ctx context.Context, t testing.TB, k *Kube) {
 			t.Errorf("deleting MutatingWebhookConfiguration %s in %s: %v", cfg.Name, k.Name, err)
 		}
 	})
-}
-
-// selfSignedServing makes a CA and a serving certificate it signs for ip, and returns the CA
-// in PEM (a caBundle) and the serving pair.
-func selfSignedServing(ip net.IP) ([]byte, tls.Certificate, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "image-cloner e2e sidecar injector CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, tls.Certificate{}, fmt.Errorf("signing the CA: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: ip.String()},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{ip},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, tls.Certificate{}, fmt.Errorf("signing the serving certificate: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // injectorAddresses returns where the injector listens and the address member API servers

@@ -23,7 +23,11 @@ type CA struct {
 }
 
 // NewCA makes a CA and a server certificate for the loopback addresses, valid for a day.
-func NewCA() (*CA, error) {
+func NewCA() (*CA, error) { return NewCAFor() }
+
+// NewCAFor is NewCA with a server certificate that names ips too (an address API servers in
+// containers reach this machine at, say).
+func NewCAFor(ips ...net.IP) (*CA, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating CA key: %w", err)
@@ -57,7 +61,7 @@ func NewCA() (*CA, error) {
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...),
 		DNSNames:     []string{"localhost"},
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
