@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -28,8 +29,10 @@ func main() {
 		toolsDir = flag.String("tools", defaultToolsDir(), "directory holding crane and regctl (hack/bench-tools.sh prints it)")
 		out      = flag.String("out", "bench/results/copy.json", "where to write the results (empty: nowhere)")
 		only     = flag.String("only", "", "comma-separated tools to run (default: image-cloner,crane,skopeo,regctl)")
+		profiles = flag.String("cpuprofile-dir", "", "directory to write a CPU profile of each cold copy of the tools that run in this process (image-cloner, floor) into, <tool>-<run>.pprof")
 	)
 	flag.Parse()
+	cpuProfileDir = *profiles
 	root := newScope("bench-copy")
 	code := 0
 	func() {
@@ -80,6 +83,10 @@ type runResult struct {
 	SignaturesCopied int            `json:"signatures_in_backup"`
 	SourceCold       map[string]int `json:"source_requests_cold"`
 	SourceWarm       map[string]int `json:"source_requests_warm"`
+	// SourceColdKinds and BackupColdKinds count the cold copy's requests by method and what
+	// they address (byKind).
+	SourceColdKinds  map[string]int `json:"source_requests_cold_by_kind"`
+	BackupColdKinds  map[string]int `json:"backup_requests_cold_by_kind"`
 	BackupWarm       map[string]int `json:"backup_requests_warm"`
 	DigestsPreserved bool           `json:"digests_preserved"`
 	DigestProblems   []string       `json:"digest_problems,omitempty"`
@@ -101,11 +108,15 @@ type toolSummary struct {
 	SignaturesCopied int            `json:"signatures_in_backup"`
 	SignatureBytes   int64          `json:"signature_bytes_uploaded"`
 	SourceWarm       map[string]int `json:"source_requests_warm"`
-	Version          string         `json:"version"`
-	Runs             int            `json:"runs"`
-	FailedRuns       int            `json:"failed_runs,omitempty"`
-	ColdRatio        float64        `json:"cold_ratio_to_image_cloner,omitempty"`
-	WarmRatio        float64        `json:"warm_ratio_to_image_cloner,omitempty"`
+	// SourceColdKinds and BackupColdKinds count the cold copy's requests by method and what
+	// they address (byKind).
+	SourceColdKinds map[string]int `json:"source_requests_cold_by_kind"`
+	BackupColdKinds map[string]int `json:"backup_requests_cold_by_kind"`
+	Version         string         `json:"version"`
+	Runs            int            `json:"runs"`
+	FailedRuns      int            `json:"failed_runs,omitempty"`
+	ColdRatio       float64        `json:"cold_ratio_to_image_cloner,omitempty"`
+	WarmRatio       float64        `json:"warm_ratio_to_image_cloner,omitempty"`
 }
 
 type results struct {
@@ -274,8 +285,11 @@ func runOne(ctx context.Context, t tool, run int, f *fleet, upstream *testenv.Re
 	}
 	before := upstreamReqs()
 	res.LoadBefore = loadavg()
+	stopProfile := startCPUProfile(t, run)
 	t0 := time.Now()
-	if err := t.Copy(ctx, "cold", pairs); err != nil {
+	err = t.Copy(ctx, "cold", pairs)
+	stopProfile()
+	if err != nil {
 		res.Error = err.Error()
 		logf("%s run %d: cold copy FAILED: %v", t.Name(), run, err)
 		return res
@@ -287,6 +301,7 @@ func runOne(ctx context.Context, t tool, run int, f *fleet, upstream *testenv.Re
 	if err != nil {
 		s.Fatalf("%v", err)
 	}
+	res.SourceColdKinds, res.BackupColdKinds = byKind(afterCold[len(before):]), byKind(backupCold)
 
 	t0 = time.Now()
 	if err := t.Copy(ctx, "warm", pairs); err != nil {
@@ -316,6 +331,8 @@ func runOne(ctx context.Context, t tool, run int, f *fleet, upstream *testenv.Re
 	logf("%-12s run %d: cold %6.2fs  warm %6.2fs  uploaded %7.1f MiB in %3d blobs (%d distinct), %2d mounts  signatures %d/%d  source warm %v  digests preserved %v  load %s -> %s",
 		t.Name(), run, res.ColdS, res.WarmS, mibf(res.BytesUploaded), res.BlobsUploaded, res.DistinctUploaded, res.Mounts,
 		res.SignaturesCopied, len(f.Signatures), res.SourceWarm, res.DigestsPreserved, res.LoadBefore, res.LoadAfter)
+	logf("%-12s run %d: cold requests: source %d %v; backup %d %v", t.Name(), run,
+		total(res.SourceColdKinds), res.SourceColdKinds, total(res.BackupColdKinds), res.BackupColdKinds)
 	for _, p := range res.DigestProblems {
 		logf("  digest problem: %s", p)
 	}
@@ -598,5 +615,44 @@ func printMarkdown(w *os.File, res results) {
 			}
 			fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %s | %s |\n", r.Tool, r.Run, r.ColdS, r.WarmS, r.LoadBefore, r.LoadAfter)
 		}
+	}
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// cpuProfileDir is -cpuprofile-dir.
+var cpuProfileDir string
+
+// startCPUProfile profiles this process into cpuProfileDir/<tool>-<run>.pprof, for the tools
+// that copy in this process (the others are processes of their own), until the returned
+// function is called; it does nothing without -cpuprofile-dir.
+func startCPUProfile(t tool, run int) func() {
+	switch t.(type) {
+	case *imageCloner, *floor:
+	default:
+		return func() {}
+	}
+	if cpuProfileDir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(cpuProfileDir, fmt.Sprintf("%s-%d.pprof", t.Name(), run)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-copy: CPU profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-copy: CPU profile:", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
 	}
 }

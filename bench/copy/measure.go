@@ -89,6 +89,31 @@ func byMethod(reqs []testenv.Request) map[string]int {
 	return m
 }
 
+// byKind counts requests by method and what they address: the /v2/ ping, blobs, uploads,
+// manifests, tags lists and referrers. The cold copy's counts say where a tool's round trips go.
+func byKind(reqs []testenv.Request) map[string]int {
+	m := map[string]int{}
+	for _, r := range reqs {
+		kind := "other"
+		switch p := r.Path; {
+		case p == "/v2/" || p == "/v2":
+			kind = "/v2/"
+		case strings.Contains(p, "/blobs/uploads/"):
+			kind = "upload"
+		case strings.Contains(p, "/blobs/"):
+			kind = "blob"
+		case strings.Contains(p, "/manifests/"):
+			kind = "manifest"
+		case strings.Contains(p, "/referrers/"):
+			kind = "referrers"
+		case strings.Contains(p, "/tags/list"):
+			kind = "tags"
+		}
+		m[r.Method+" "+kind]++
+	}
+	return m
+}
+
 // checkSignatures counts the fleet's signature tags the destination holds with the source's
 // digest.
 func checkSignatures(ctx context.Context, f *fleet, dstOf map[string]name.Repository) int {
