@@ -262,6 +262,13 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, er
 	if err != nil {
 		return res, nil, err
 	}
+	dstPuller, err := remote.NewPuller(m.remoteOptions(ctx, m.o.dstKeychain)...)
+	if err != nil {
+		return res, nil, err
+	}
+	// The verify HEAD and the digest tag after the push reuse this copy's transports: each
+	// remote call would otherwise ping the registry and fetch a token of its own.
+	ctx = withDestination(ctx, pusher, dstPuller)
 	if err := pusher.Push(ctx, dst, image); err != nil {
 		if t.schema1 && isManifestRefused(err) {
 			return res, nil, &Schema1Error{Source: job.src.String(), Destination: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
@@ -285,7 +292,7 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, er
 
 // verify checks with a HEAD that dst now holds digest.
 func (m *Mirror) verify(ctx context.Context, dst name.Reference, digest v1.Hash) error {
-	got, err := remote.Head(dst, m.remoteOptions(ctx, m.o.dstKeychain)...)
+	got, err := remote.Head(dst, m.destinationOptions(ctx)...)
 	if err != nil {
 		return fmt.Errorf("verifying the copy: %w", explain(err, nil, dst, SideDestination))
 	}
@@ -345,7 +352,7 @@ func (m *Mirror) digestTagged(dst name.Reference, digest v1.Hash) bool {
 // from the destination registry (not the source: no pull is spent); with the manifest at hand it
 // PUTs it at once. Either way a HEAD verifies the result.
 func (m *Mirror) tag(ctx context.Context, ref name.Reference, digest v1.Hash, mediaType types.MediaType, size int64, manifest remote.Taggable) (bool, error) {
-	opts := m.remoteOptions(ctx, m.o.dstKeychain)
+	opts := m.destinationOptions(ctx)
 	if manifest == nil {
 		desc, err := m.headDestination(ctx, ref)
 		if err != nil {
@@ -402,4 +409,27 @@ func registryMessage(err error) string {
 		msgs = append(msgs, d.String())
 	}
 	return strings.Join(msgs, "; ")
+}
+
+// reusedClients are the Pusher and Puller of the copy in progress, which the calls to the
+// destination that follow the push reuse (remote.Reuse).
+type reusedClients struct {
+	pusher *remote.Pusher
+	puller *remote.Puller
+}
+
+type destinationKey struct{}
+
+func withDestination(ctx context.Context, pusher *remote.Pusher, puller *remote.Puller) context.Context {
+	return context.WithValue(ctx, destinationKey{}, reusedClients{pusher: pusher, puller: puller})
+}
+
+// destinationOptions are remoteOptions for the destination, reusing the copy's Pusher and
+// Puller when ctx carries them (withDestination).
+func (m *Mirror) destinationOptions(ctx context.Context) []remote.Option {
+	opts := m.remoteOptions(ctx, m.o.dstKeychain)
+	if d, ok := ctx.Value(destinationKey{}).(reusedClients); ok {
+		opts = append(opts, remote.Reuse(d.pusher), remote.Reuse(d.puller))
+	}
+	return opts
 }

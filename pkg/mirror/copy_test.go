@@ -567,3 +567,19 @@ func TestPresent_addsAMissingDigestTagFromTheBackup(t *testing.T) {
 	g.Expect(head(t, tag).Digest).To(Equal(digest))
 	g.Expect(e.rec.Count(e.src.host, "", mirrortest.KindAny)).To(Equal(0), "nothing is asked of the source")
 }
+
+// A cold copy pings the backup registry once to check it is there (Present's HEAD), once for
+// the push, and once for what follows the push (the verify HEAD and the digest tag PUT, which
+// reuse one Puller and the push's Pusher): three, where every remote call used to start a
+// transport of its own and ping again (five).
+func TestCopy_reusesTheCopysClientsAfterThePush(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	src, _ := e.push("library/app:1.0", randomImage(t, 2))
+	dst := e.dst.ref(t, "backup/app:1.0")
+	e.dst.proxy.ResetCounts()
+	_, err := e.mirror(mirror.WithReferrers(false)).Copy(ctxT(t), src, dst)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(3))
+	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(2), "the image, then its digest tag")
+}
