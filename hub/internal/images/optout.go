@@ -43,24 +43,16 @@ func (l *leftAlone) is(ctx context.Context, obj client.Object) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	owner := metav1.GetControllerOfNoCopy(pod)
-	if owner == nil {
-		return false, nil
-	}
-	switch gv, kind := groupOf(owner.APIVersion), owner.Kind; {
-	case gv == appsv1.GroupName && kind == "ReplicaSet":
-		hash := pod.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
-		name, found := strings.CutSuffix(owner.Name, "-"+hash)
-		if hash == "" || !found {
-			return false, nil // not a Deployment's ReplicaSet
-		}
+	kind, name := workloadOf(pod)
+	switch kind {
+	case "Deployment":
 		return l.owner(ctx, &appsv1.Deployment{}, pod.Namespace, name)
-	case gv == appsv1.GroupName && kind == "DaemonSet":
-		return l.owner(ctx, &appsv1.DaemonSet{}, pod.Namespace, owner.Name)
-	case gv == appsv1.GroupName && kind == "StatefulSet":
-		return l.owner(ctx, &appsv1.StatefulSet{}, pod.Namespace, owner.Name)
-	case gv == batchv1.GroupName && kind == "Job":
-		return l.owner(ctx, &batchv1.Job{}, pod.Namespace, owner.Name)
+	case "DaemonSet":
+		return l.owner(ctx, &appsv1.DaemonSet{}, pod.Namespace, name)
+	case "StatefulSet":
+		return l.owner(ctx, &appsv1.StatefulSet{}, pod.Namespace, name)
+	case "Job":
+		return l.owner(ctx, &batchv1.Job{}, pod.Namespace, name)
 	}
 	return false, nil
 }
@@ -109,21 +101,32 @@ const IndexOwner = "image-cloner.io/owner"
 
 // ownerKey is IndexOwner's value of obj: the workload owning a Pod or Job, or none.
 func ownerKey(obj client.Object) []string {
+	if kind, name := workloadOf(obj); kind != "" {
+		return []string{kind + "/" + name}
+	}
+	return nil
+}
+
+// workloadOf names the workload controlling obj, a Pod or a Job: a Deployment (through its
+// ReplicaSet, named <deployment>-<pod-template-hash> by the Deployment controller, so
+// ReplicaSets need not be cached), a DaemonSet, a StatefulSet, a Job or a CronJob; "" when
+// none of those controls it.
+func workloadOf(obj client.Object) (kind, name string) {
 	owner := metav1.GetControllerOfNoCopy(obj)
 	if owner == nil {
-		return nil
+		return "", ""
 	}
 	switch gv, kind := groupOf(owner.APIVersion), owner.Kind; {
 	case gv == appsv1.GroupName && kind == "ReplicaSet":
 		hash := obj.GetLabels()[appsv1.DefaultDeploymentUniqueLabelKey]
 		if name, found := strings.CutSuffix(owner.Name, "-"+hash); hash != "" && found {
-			return []string{"Deployment/" + name}
+			return "Deployment", name
 		}
 	case gv == appsv1.GroupName && (kind == "DaemonSet" || kind == "StatefulSet"),
 		gv == batchv1.GroupName && (kind == "Job" || kind == "CronJob"):
-		return []string{kind + "/" + owner.Name}
+		return kind, owner.Name
 	}
-	return nil
+	return "", ""
 }
 
 // optOutChanged returns the images of the Pods a workload owns (a CronJob's through its Jobs),
