@@ -11,7 +11,11 @@
 // straight to the API server, and Secrets of members are never cached. Pods, which outnumber
 // workloads many times over, are cached as projections (ProjectPod: names, owners, the opt-out
 // label, images and image IDs), about a third of what a Pod costs with its managed fields
-// stripped (BenchmarkCachedPod). Its client gets the QPS and burst the hub was
+// stripped (BenchmarkCachedPod), and workloads as a type of the hub's own (ProjectWorkload's
+// *Workload: names, owners, the opt-out label, the original-images annotation, container names
+// and images), which the hub reads through the Member's cached reads (CachedObjects,
+// CachedByIndex, CachedGet, and the indexes AddIndex adds), not the controller-runtime client,
+// whose typed Get and List cannot return it (BenchmarkInformerWorkloads). Its client gets the QPS and burst the hub was
 // given (client-go's default of 5 QPS is too low for a fleet). The connection probes the member's
 // /readyz; after FailureThreshold failures in a row it stops the cache, tells the Listeners, and
 // reconnects with exponential backoff, building a fresh cache (a stopped cache cannot restart).

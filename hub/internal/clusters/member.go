@@ -36,10 +36,18 @@ func newHealth(ctx context.Context, name string) *health {
 	return &health{name: name, ctx: ctx, kick: make(chan struct{}, 1)}
 }
 
-// err returns why calls must not be sent now, or nil.
-func (h *health) err() error {
+// disconnected returns ErrDisconnected, wrapped, once the member disconnected.
+func (h *health) disconnected() error {
 	if context.Cause(h.ctx) != nil {
 		return fmt.Errorf("cluster %s: %w", h.name, ErrDisconnected)
+	}
+	return nil
+}
+
+// err returns why calls must not be sent now, or nil.
+func (h *health) err() error {
+	if err := h.disconnected(); err != nil {
+		return err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -89,8 +97,8 @@ func (h *health) call(ctx context.Context, f func(context.Context) error) error 
 
 // bound runs f with a context cancelled when the member disconnects.
 func (h *health) bound(ctx context.Context, f func(context.Context) error) error {
-	if context.Cause(h.ctx) != nil {
-		return fmt.Errorf("cluster %s: %w", h.name, ErrDisconnected)
+	if err := h.disconnected(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(h.ctx, func() { cancel(ErrDisconnected) })
@@ -105,6 +113,7 @@ func (h *health) bound(ctx context.Context, f func(context.Context) error) error
 // member (health.call); everything else is the cluster's own.
 type memberCluster struct {
 	cluster.Cluster
+	h      *health
 	client client.Client
 	reader client.Reader
 }
@@ -112,6 +121,7 @@ type memberCluster struct {
 func bindCluster(c cluster.Cluster, h *health) cluster.Cluster {
 	return &memberCluster{
 		Cluster: c,
+		h:       h,
 		client:  &boundClient{Client: c.GetClient(), h: h},
 		reader:  &boundReader{Reader: c.GetAPIReader(), h: h},
 	}

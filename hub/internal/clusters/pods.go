@@ -1,12 +1,15 @@
 package clusters
 
 import (
+	"slices"
+	"unique"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
@@ -18,60 +21,125 @@ func WatchedKinds() []client.Object {
 	return append(workload.Kinds(), &corev1.Pod{})
 }
 
-// keptPodLabels are the only labels a cached Pod keeps: the opt-out label, and the
-// pod-template-hash a Deployment's ReplicaSet sets, which names the Deployment that owns the
-// ReplicaSet (<deployment>-<hash>), so an opted-out Deployment's Pods can be recognised without
-// caching ReplicaSets.
-var keptPodLabels = []string{v1alpha1.IgnoreLabel, appsv1.DefaultDeploymentUniqueLabelKey}
+// Pod is a Pod as a member cache keeps it (ProjectPod): like Workload, a type of the hub's own,
+// read through the Member's cached reads. Its TypeMeta is v1 Pod.
+type Pod struct {
+	metav1.TypeMeta
+	// ObjectMeta keeps the name, namespace, UID, resourceVersion, owner references, and the
+	// opt-out label; no annotation.
+	metav1.ObjectMeta
+	// TemplateHash is the pod-template-hash label a Deployment's ReplicaSet sets: it names the
+	// Deployment that owns the ReplicaSet (<deployment>-<hash>), so an opted-out Deployment's
+	// Pods are recognised without caching ReplicaSets.
+	TemplateHash string
+	// originals are the images the original-images annotation records (the agent's Pod
+	// webhook's, when it pointed the Pod at backups), distinct and sorted: a rewritten Pod
+	// still counts as using its sources.
+	originals []unique.Handle[string]
+	// InitContainers, Containers and EphemeralContainers are the spec's, name and image only.
+	InitContainers, Containers, EphemeralContainers []Container
+	Phase                                           corev1.PodPhase
+	// Statuses are the container statuses of every list, init containers first, then the
+	// containers, then the ephemeral containers (container names are unique across a Pod's
+	// lists).
+	Statuses []ContainerStatus
+}
 
-// keptPodAnnotations are the only annotations a cached Pod keeps: the originals the agent's Pod
-// webhook records when it points a Pod at backups, so a rewritten Pod still counts as using its
-// source.
-var keptPodAnnotations = []string{workload.OriginalImagesAnnotation}
+// ContainerStatus is what a cached Pod keeps of a container's status: its name, image and
+// imageID, interned, and whether it runs (since when is dropped).
+type ContainerStatus struct {
+	name, image, imageID unique.Handle[string]
+	Running              bool
+}
 
-// ProjectPod is the member caches' transform for Pods: it keeps only what the hub reads, so a
-// cached Pod costs a few hundred bytes instead of kilobytes (see BenchmarkCachedPod). A
-// member's Pods outnumber its workloads many times over, and the hub holds every member's.
+// NewContainerStatus returns the status of container name running image, imageID.
+func NewContainerStatus(name, image, imageID string, running bool) ContainerStatus {
+	return ContainerStatus{name: unique.Make(name), image: unique.Make(image), imageID: unique.Make(imageID), Running: running}
+}
+
+// Name is the container's name.
+func (s ContainerStatus) Name() string { return s.name.Value() }
+
+// Image is the image the kubelet reports the container runs.
+func (s ContainerStatus) Image() string { return s.image.Value() }
+
+// ImageID is the image ID the kubelet reports (the digest it pulled).
+func (s ContainerStatus) ImageID() string { return s.imageID.Value() }
+
+// DeepCopyObject implements runtime.Object.
+func (p *Pod) DeepCopyObject() runtime.Object {
+	out := new(Pod)
+	*out = *p
+	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	out.InitContainers = slices.Clone(p.InitContainers)
+	out.Containers = slices.Clone(p.Containers)
+	out.EphemeralContainers = slices.Clone(p.EphemeralContainers)
+	out.Statuses = slices.Clone(p.Statuses)
+	out.originals = slices.Clone(p.originals)
+	return out
+}
+
+// Images returns the distinct images of p's spec, every list, sorted, as workload.Images does
+// of the typed Pod.
+func (p *Pod) Images() []string {
+	return imagesOf(p.InitContainers, p.Containers, p.EphemeralContainers)
+}
+
+// Originals returns the images the original-images annotation records, distinct and sorted.
+func (p *Pod) Originals() []string { return values(p.originals) }
+
+// Image returns the image the spec gives the container name, of any list; "" if none.
+func (p *Pod) Image(name string) string {
+	for _, list := range [][]Container{p.InitContainers, p.Containers, p.EphemeralContainers} {
+		for _, c := range list {
+			if c.Name() == name {
+				return c.Image()
+			}
+		}
+	}
+	return ""
+}
+
+// ProjectPod is the member caches' transform for Pods: it keeps only what the hub reads, as a
+// *Pod, so a cached Pod costs a few hundred bytes instead of kilobytes (see
+// BenchmarkInformerPods). A member's Pods outnumber its workloads many times over, and the hub
+// holds every member's.
 //
-// It keeps the name, namespace, UID, resourceVersion, owner references, the labels and
-// annotations in keptPodLabels and keptPodAnnotations, the name and image of every container
+// It keeps the name, namespace, UID, resourceVersion, owner references, the opt-out label, the
+// pod-template-hash label, the images the original-images annotation records, the name and
+// image of every container
 // (init, regular, ephemeral), the Pod's phase, and of every container status its name, image,
-// imageID and whether it is running (not since when), for the coverage figures. Everything else
-// goes, managed fields included. Reading a dropped field from the cache finds its zero value,
-// so the hub must read nothing else of a Pod (TestProjectPod_keepsOnlyWhatTheHubReads lists
-// what is kept).
+// imageID and whether it is running, for the coverage figures. Everything else goes, managed
+// fields included (TestProjectPod_keepsOnlyWhatTheHubReads lists what is kept).
 //
 // It is idempotent, as client-go asks of a transform, and passes anything but a *corev1.Pod
-// through unchanged (a tombstone, for one).
+// through unchanged (a tombstone, a *Pod).
 func ProjectPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Pod{
-		TypeMeta: p.TypeMeta,
+	out := &Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            p.Name,
 			Namespace:       p.Namespace,
 			UID:             p.UID,
 			ResourceVersion: p.ResourceVersion,
 			OwnerReferences: p.OwnerReferences,
-			Labels:          keep(p.Labels, keptPodLabels),
-			Annotations:     keep(p.Annotations, keptPodAnnotations),
+			Labels:          keep(p.Labels, keptLabels),
 		},
-		Status: corev1.PodStatus{
-			Phase:                      p.Status.Phase,
-			InitContainerStatuses:      projectStatuses(p.Status.InitContainerStatuses),
-			ContainerStatuses:          projectStatuses(p.Status.ContainerStatuses),
-			EphemeralContainerStatuses: projectStatuses(p.Status.EphemeralContainerStatuses),
-		},
+		TemplateHash:   p.Labels[appsv1.DefaultDeploymentUniqueLabelKey],
+		originals:      originalsOf(p),
+		InitContainers: containersOf(p.Spec.InitContainers),
+		Containers:     containersOf(p.Spec.Containers),
+		Phase:          p.Status.Phase,
+		Statuses:       statusesOf(p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses),
 	}
-	out.Spec.InitContainers = projectContainers(p.Spec.InitContainers)
-	out.Spec.Containers = projectContainers(p.Spec.Containers)
+	out.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
 	if n := len(p.Spec.EphemeralContainers); n > 0 {
-		out.Spec.EphemeralContainers = make([]corev1.EphemeralContainer, n)
+		out.EphemeralContainers = make([]Container, n)
 		for i, c := range p.Spec.EphemeralContainers {
-			out.Spec.EphemeralContainers[i].Name, out.Spec.EphemeralContainers[i].Image = c.Name, c.Image
+			out.EphemeralContainers[i] = NewContainer(c.Name, c.Image)
 		}
 	}
 	return out, nil
@@ -90,30 +158,18 @@ func keep(m map[string]string, keys []string) map[string]string {
 	return out
 }
 
-func projectContainers(in []corev1.Container) []corev1.Container {
-	if len(in) == 0 {
+func statusesOf(lists ...[]corev1.ContainerStatus) []ContainerStatus {
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	if n == 0 {
 		return nil
 	}
-	out := make([]corev1.Container, len(in))
-	for i, c := range in {
-		out[i].Name, out[i].Image = c.Name, c.Image
-	}
-	return out
-}
-
-// running marks a running container in a projected status; its StartedAt is dropped.
-var running = &corev1.ContainerStateRunning{}
-
-func projectStatuses(in []corev1.ContainerStatus) []corev1.ContainerStatus {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]corev1.ContainerStatus, len(in))
-	for i, s := range in {
-		out[i].Name, out[i].Image, out[i].ImageID = s.Name, s.Image, s.ImageID
-		if s.State.Running != nil {
-			// Shared by every projected status: the cache hands out deep copies, never this.
-			out[i].State.Running = running
+	out := make([]ContainerStatus, 0, n)
+	for _, l := range lists {
+		for _, st := range l {
+			out = append(out, NewContainerStatus(st.Name, st.Image, st.ImageID, st.State.Running != nil))
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package clusters
 
 import (
 	"testing"
+	"unique"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,8 +20,9 @@ func TestProjectPod_keepsOnlyWhatTheHubReads(t *testing.T) {
 	owner := []metav1.OwnerReference{{APIVersion: "widgets.example.com/v1", Kind: "Widget", Name: "w", UID: "u1", Controller: ptr(true)}}
 	started := metav1.Now()
 	for _, tc := range []struct {
-		name    string
-		in, out *corev1.Pod
+		name string
+		in   *corev1.Pod
+		out  *Pod
 	}{
 		{
 			name: "a Pod as the API server serves it",
@@ -52,31 +54,29 @@ func TestProjectPod_keepsOnlyWhatTheHubReads(t *testing.T) {
 						State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}},
 				},
 			},
-			out: &corev1.Pod{
+			out: pod(&Pod{
 				ObjectMeta: metav1.ObjectMeta{
 					Name: "p", Namespace: "ns", UID: "u", ResourceVersion: "7", OwnerReferences: owner,
-					Labels:      map[string]string{v1alpha1.IgnoreLabel: "true", appsv1.DefaultDeploymentUniqueLabelKey: "abc"},
-					Annotations: map[string]string{workload.OriginalImagesAnnotation: `{"containers/web":"nginx"}`},
+					Labels: map[string]string{v1alpha1.IgnoreLabel: "true"},
 				},
-				Spec: corev1.PodSpec{
-					InitContainers:      []corev1.Container{{Name: "init", Image: "busybox"}},
-					Containers:          []corev1.Container{{Name: "web", Image: "nginx"}, {Name: "mesh", Image: "envoy"}},
-					EphemeralContainers: []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "alpine"}}},
+				TemplateHash:        "abc",
+				originals:           []unique.Handle[string]{unique.Make("nginx")},
+				InitContainers:      []Container{NewContainer("init", "busybox")},
+				Containers:          []Container{NewContainer("web", "nginx"), NewContainer("mesh", "envoy")},
+				EphemeralContainers: []Container{NewContainer("debug", "alpine")},
+				Phase:               corev1.PodRunning,
+				Statuses: []ContainerStatus{
+					NewContainerStatus("init", "busybox:latest", "busybox@sha256:1", false),
+					NewContainerStatus("web", "nginx:latest", "nginx@sha256:2", true),
+					NewContainerStatus("debug", "alpine:latest", "alpine@sha256:3", false),
 				},
-				Status: corev1.PodStatus{
-					Phase:                 corev1.PodRunning,
-					InitContainerStatuses: []corev1.ContainerStatus{{Name: "init", Image: "busybox:latest", ImageID: "busybox@sha256:1"}},
-					ContainerStatuses: []corev1.ContainerStatus{{Name: "web", Image: "nginx:latest", ImageID: "nginx@sha256:2",
-						State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}},
-					EphemeralContainerStatuses: []corev1.ContainerStatus{{Name: "debug", Image: "alpine:latest", ImageID: "alpine@sha256:3"}},
-				},
-			},
+			}),
 		},
 		{
 			name: "no labels or annotations to keep leaves none",
 			in: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"a": "b"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}},
-			out: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}},
+			out: pod(&Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Containers: []Container{NewContainer("c", "i")}}),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +87,9 @@ func TestProjectPod_keepsOnlyWhatTheHubReads(t *testing.T) {
 			again, err := ProjectPod(got)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(again).To(Equal(tc.out), "a transform must be idempotent")
+			g.Expect(got.(*Pod).Images()).To(Equal(workload.Images(tc.in)), "what the hub reads of it is unchanged")
+			g.Expect(got.(*Pod).DeepCopyObject()).To(Equal(tc.out))
+			g.Expect(got.(*Pod).Originals()).To(Equal(tc.out.Originals()))
 		})
 	}
 }
@@ -101,6 +104,22 @@ func TestProjectPod_passesOtherObjectsThrough(t *testing.T) {
 	got, err = ProjectPod(cm)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(BeIdenticalTo(cm))
+}
+
+// pod sets p's TypeMeta, as ProjectPod does.
+func pod(p *Pod) *Pod {
+	p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	return p
+}
+
+// A cached Pod answers which image each container was given, of any list.
+func TestPod_Image(t *testing.T) {
+	g := NewWithT(t)
+	p := &Pod{InitContainers: []Container{NewContainer("i", "busybox")}, Containers: []Container{NewContainer("c", "nginx")},
+		EphemeralContainers: []Container{NewContainer("e", "alpine")}}
+	for name, want := range map[string]string{"i": "busybox", "c": "nginx", "e": "alpine", "none": ""} {
+		g.Expect(p.Image(name)).To(Equal(want), name)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -11,14 +11,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/hub/internal/metrics"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
+	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
 // View is everything the dashboard shows, at one moment.
@@ -208,11 +206,12 @@ func (c *Collector) forget(registered []Cluster) {
 func collectMember(ctx context.Context, m *clusters.Member, cl *Cluster) ([]ImageIn, error) {
 	c := m.Cluster.GetClient()
 	cl.Workloads = 0
-	for _, list := range []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.DaemonSetList{}, &appsv1.StatefulSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{}} {
-		if err := c.List(ctx, list); err != nil {
+	for _, kind := range workload.Kinds() {
+		n, err := m.CachedCount(ctx, kind)
+		if err != nil {
 			return nil, err
 		}
-		cl.Workloads += meta.LenList(list)
+		cl.Workloads += n
 	}
 	var cis v1alpha1.ClonedImageList
 	if err := c.List(ctx, &cis); err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
-	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
 // ContainerState is where a running container's image comes from, for the coverage figure:
@@ -91,36 +90,32 @@ func (r *Reconciler) Coverage(ctx context.Context) ([]Coverage, error) {
 func coverageOf(ctx context.Context, cfg *config.Config, m *clusters.Member) (Coverage, error) {
 	cov := Coverage{Cluster: m.Name, Containers: map[ContainerState]int{}}
 	c := m.Cluster.GetClient()
-	pods := &corev1.PodList{}
 	// The cache's own objects, not copies: coverage runs at every scrape and API call, and
 	// only reads them.
-	if err := c.List(ctx, pods, client.UnsafeDisableDeepCopy); err != nil {
+	pods, err := m.CachedObjects(ctx, &corev1.Pod{})
+	if err != nil {
 		return cov, fmt.Errorf("listing Pods: %w", err)
 	}
-	skip := newLeftAlone(cfg, c)
+	skip := newLeftAlone(cfg, m)
 	images := map[string]*v1alpha1.ClonedImage{} // by ObjectName; nil when there is none
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Status.Phase != corev1.PodRunning {
+	for _, o := range pods {
+		p, ok := o.(*clusters.Pod)
+		if !ok || p.Phase != corev1.PodRunning {
 			continue
-		}
-		spec := map[string]string{}
-		for _, ref := range workload.Refs(&p.Spec) {
-			spec[ref.Container] = ref.Image
 		}
 		left, err := skip.is(ctx, p)
 		if err != nil {
 			return cov, err
 		}
-		for _, st := range append(append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...), p.Status.EphemeralContainerStatuses...) {
-			if st.State.Running == nil {
+		for _, st := range p.Statuses {
+			if !st.Running {
 				continue
 			}
-			image := spec[st.Name]
+			image := p.Image(st.Name())
 			if image == "" {
-				image = st.Image
+				image = st.Image()
 			}
-			state, reason, err := classify(ctx, cfg, c, images, p, image, left)
+			state, reason, err := classify(ctx, cfg, c, m, images, p, image, left)
 			if err != nil {
 				return cov, err
 			}
@@ -138,7 +133,7 @@ func coverageOf(ctx context.Context, cfg *config.Config, m *clusters.Member) (Co
 
 // classify says where a container of p running image comes from; reason is the Ready reason
 // of a Failed backup.
-func classify(ctx context.Context, cfg *config.Config, c client.Reader, images map[string]*v1alpha1.ClonedImage, p *corev1.Pod, image string, left bool) (ContainerState, string, error) {
+func classify(ctx context.Context, cfg *config.Config, c client.Reader, cache cached, images map[string]*v1alpha1.ClonedImage, p *clusters.Pod, image string, left bool) (ContainerState, string, error) {
 	switch {
 	case cfg.Ignored(p.Namespace):
 		return NamespaceIgnored, "", nil
@@ -176,7 +171,7 @@ func classify(ctx context.Context, cfg *config.Config, c client.Reader, images m
 	case !ci.IsReady():
 		return NotCopiedYet, "", nil
 	}
-	switch patchable, err := patchableOwner(ctx, c, p); {
+	switch patchable, err := patchableOwner(ctx, cache, p); {
 	case err != nil:
 		return "", "", err
 	case !patchable:
@@ -190,7 +185,7 @@ func classify(ctx context.Context, cfg *config.Config, c client.Reader, images m
 // Job that a CronJob made (its next Jobs come from the patched CronJob; this one's Pods, from
 // an unpatched template, are not patched yet). A bare Job, or one whose owner is not cached any
 // more, is not patchable: only the Pod webhook can point its Pods at the backup.
-func patchableOwner(ctx context.Context, c client.Reader, p *corev1.Pod) (bool, error) {
+func patchableOwner(ctx context.Context, c cached, p *clusters.Pod) (bool, error) {
 	owner := metav1.GetControllerOfNoCopy(p)
 	if owner == nil {
 		return false, nil
@@ -202,11 +197,11 @@ func patchableOwner(ctx context.Context, c client.Reader, p *corev1.Pod) (bool, 
 			return true, nil
 		}
 	case group == batchv1.GroupName && owner.Kind == "Job":
-		job := &batchv1.Job{}
-		switch err := c.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: owner.Name}, job, client.UnsafeDisableDeepCopy); {
-		case client.IgnoreNotFound(err) != nil:
-			return false, fmt.Errorf("reading Job %s/%s, the owner of Pod %s: %w", p.Namespace, owner.Name, p.Name, err)
+		job, err := c.CachedGet(ctx, &batchv1.Job{}, p.Namespace, owner.Name)
+		switch {
 		case err != nil:
+			return false, fmt.Errorf("reading Job %s/%s, the owner of Pod %s: %w", p.Namespace, owner.Name, p.Name, err)
+		case job == nil:
 			return false, nil
 		}
 		cj := metav1.GetControllerOfNoCopy(job)

@@ -17,7 +17,7 @@
 // # Reconciling an image
 //
 // Reconcile looks at the world, not the event: it finds the members that use the image (their
-// workloads and Pods, through the field index IndexImages on each member cache, outside ignored
+// workloads and Pods, through the index IndexImages on each member cache, outside ignored
 // namespaces and not opted out, or a ClonedImage for it, e.g. one the agent's webhook created),
 // and skips images
 // already in the backup registry or in REGISTRIES_TO_IGNORE. When every user has a Ready

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 )
@@ -26,12 +27,19 @@ import (
 // pod-template-hash, as the Deployment controller names it.
 type leftAlone struct {
 	cfg    *config.Config
-	reader client.Reader
+	cache  cached
 	owners map[string]bool // by kind/namespace/name: opted out
 }
 
-func newLeftAlone(cfg *config.Config, reader client.Reader) *leftAlone {
-	return &leftAlone{cfg: cfg, reader: reader, owners: map[string]bool{}}
+// cached is what leftAlone and optOutChanged read of a member: its cache (clusters.Member's
+// cached reads), whose objects are read only.
+type cached interface {
+	CachedGet(ctx context.Context, kind client.Object, namespace, name string) (client.Object, error)
+	CachedByIndex(ctx context.Context, kind client.Object, index, value string) ([]client.Object, error)
+}
+
+func newLeftAlone(cfg *config.Config, cache cached) *leftAlone {
+	return &leftAlone{cfg: cfg, cache: cache, owners: map[string]bool{}}
 }
 
 // is reports whether obj is left alone.
@@ -39,45 +47,43 @@ func (l *leftAlone) is(ctx context.Context, obj client.Object) (bool, error) {
 	if l.cfg.Ignored(obj.GetNamespace()) || optedOut(obj) {
 		return true, nil
 	}
-	pod, ok := obj.(*corev1.Pod)
-	if !ok {
+	if _, ok := obj.(*clusters.Pod); !ok {
 		return false, nil
 	}
-	kind, name := workloadOf(pod)
-	switch kind {
-	case "Deployment":
-		return l.owner(ctx, &appsv1.Deployment{}, pod.Namespace, name)
-	case "DaemonSet":
-		return l.owner(ctx, &appsv1.DaemonSet{}, pod.Namespace, name)
-	case "StatefulSet":
-		return l.owner(ctx, &appsv1.StatefulSet{}, pod.Namespace, name)
-	case "Job":
-		return l.owner(ctx, &batchv1.Job{}, pod.Namespace, name)
+	kind, name := workloadOf(obj)
+	if kind == "" || kind == "CronJob" {
+		return false, nil
 	}
-	return false, nil
+	return l.owner(ctx, kind, obj.GetNamespace(), name)
 }
 
-// owner reports whether the workload namespace/name of obj's kind, or the CronJob that owns a
-// Job, opted out; a workload that is gone did not.
-func (l *leftAlone) owner(ctx context.Context, obj client.Object, namespace, name string) (bool, error) {
-	key := fmt.Sprintf("%T/%s/%s", obj, namespace, name)
+// owner reports whether the workload kind namespace/name, or the CronJob that owns a Job,
+// opted out; a workload that is gone did not.
+func (l *leftAlone) owner(ctx context.Context, kind, namespace, name string) (bool, error) {
+	key := kind + "/" + namespace + "/" + name
 	if out, ok := l.owners[key]; ok {
 		return out, nil
 	}
-	err := l.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj)
-	if client.IgnoreNotFound(err) != nil {
+	obj, err := l.cache.CachedGet(ctx, workloadKinds[kind], namespace, name)
+	if err != nil {
 		return false, fmt.Errorf("reading the owner of a Pod, %s: %w", key, err)
 	}
-	out := err == nil && optedOut(obj)
-	if job, ok := obj.(*batchv1.Job); ok && err == nil && !out {
-		if cj := metav1.GetControllerOfNoCopy(job); cj != nil && groupOf(cj.APIVersion) == batchv1.GroupName && cj.Kind == "CronJob" {
-			if out, err = l.owner(ctx, &batchv1.CronJob{}, namespace, cj.Name); err != nil {
+	out := obj != nil && optedOut(obj)
+	if obj != nil && kind == "Job" && !out {
+		if cj := metav1.GetControllerOfNoCopy(obj); cj != nil && groupOf(cj.APIVersion) == batchv1.GroupName && cj.Kind == "CronJob" {
+			if out, err = l.owner(ctx, "CronJob", namespace, cj.Name); err != nil {
 				return false, err
 			}
 		}
 	}
 	l.owners[key] = out
 	return out, nil
+}
+
+// workloadKinds are the workload kinds by name, as workloadOf names them.
+var workloadKinds = map[string]client.Object{
+	"Deployment": &appsv1.Deployment{}, "DaemonSet": &appsv1.DaemonSet{}, "StatefulSet": &appsv1.StatefulSet{},
+	"Job": &batchv1.Job{}, "CronJob": &batchv1.CronJob{},
 }
 
 func optedOut(obj client.Object) bool {
@@ -93,18 +99,22 @@ func groupOf(apiVersion string) string {
 	return group
 }
 
-// IndexOwner is the field index, on Pods and Jobs in a member cache, of the workload that owns
-// each: "<Kind>/<name>" of a Deployment (through its ReplicaSet, named as leftAlone names it),
-// DaemonSet, StatefulSet or Job for a Pod, of a CronJob for a Job. optOutChanged reads it to
-// find the Pods whose images a workload's opt-out label decides.
+// IndexOwner is the index (clusters.AddIndex), on Pods and Jobs in a member cache, of the
+// workload that owns each: "<namespace>/<Kind>/<name>" of a Deployment (through its ReplicaSet,
+// named as leftAlone names it), DaemonSet, StatefulSet or Job for a Pod, of a CronJob for a
+// Job. optOutChanged reads it to find the Pods whose images a workload's opt-out label decides.
 const IndexOwner = "image-cloner.io/owner"
 
 // ownerKey is IndexOwner's value of obj: the workload owning a Pod or Job, or none.
 func ownerKey(obj client.Object) []string {
 	if kind, name := workloadOf(obj); kind != "" {
-		return []string{kind + "/" + name}
+		return []string{ownerValue(obj.GetNamespace(), kind, name)}
 	}
 	return nil
+}
+
+func ownerValue(namespace, kind, name string) string {
+	return namespace + "/" + kind + "/" + name
 }
 
 // workloadOf names the workload controlling obj, a Pod or a Job: a Deployment (through its
@@ -119,6 +129,9 @@ func workloadOf(obj client.Object) (kind, name string) {
 	switch gv, kind := groupOf(owner.APIVersion), owner.Kind; {
 	case gv == appsv1.GroupName && kind == "ReplicaSet":
 		hash := obj.GetLabels()[appsv1.DefaultDeploymentUniqueLabelKey]
+		if p, ok := obj.(*clusters.Pod); ok {
+			hash = p.TemplateHash
+		}
 		if name, found := strings.CutSuffix(owner.Name, "-"+hash); hash != "" && found {
 			return "Deployment", name
 		}
@@ -134,43 +147,33 @@ func workloadOf(obj client.Object) (kind, name string) {
 // those Pods' images are reconciled again, since leftAlone counts or skips them by their
 // owner's label. Images that only the Pods run (an injected sidecar) would otherwise wait for
 // the Pods' next event. The workload's own images need no help: its update event brings them.
-func optOutChanged(ctx context.Context, c client.Reader, old, new client.Object) ([]string, error) {
+func optOutChanged(ctx context.Context, c cached, old, new client.Object) ([]string, error) {
 	if optedOut(old) == optedOut(new) {
 		return nil, nil
 	}
-	kind := ""
-	switch new.(type) {
-	case *appsv1.Deployment:
-		kind = "Deployment"
-	case *appsv1.DaemonSet:
-		kind = "DaemonSet"
-	case *appsv1.StatefulSet:
-		kind = "StatefulSet"
-	case *batchv1.Job:
-		kind = "Job"
-	case *batchv1.CronJob:
-		kind = "CronJob"
-	default:
+	w, ok := new.(*clusters.Workload)
+	if !ok {
 		return nil, nil
 	}
-	owners := []string{kind + "/" + new.GetName()}
-	if kind == "CronJob" {
-		jobs := &batchv1.JobList{}
-		if err := c.List(ctx, jobs, client.InNamespace(new.GetNamespace()), client.MatchingFields{IndexOwner: owners[0]}, client.UnsafeDisableDeepCopy); err != nil {
-			return nil, fmt.Errorf("listing the Jobs of CronJob %s/%s: %w", new.GetNamespace(), new.GetName(), err)
+	ns := new.GetNamespace()
+	owners := []string{ownerValue(ns, w.Kind, w.Name)}
+	if w.Kind == "CronJob" {
+		jobs, err := c.CachedByIndex(ctx, &batchv1.Job{}, IndexOwner, owners[0])
+		if err != nil {
+			return nil, fmt.Errorf("listing the Jobs of CronJob %s/%s: %w", ns, w.Name, err)
 		}
-		for i := range jobs.Items {
-			owners = append(owners, "Job/"+jobs.Items[i].Name)
+		for _, job := range jobs {
+			owners = append(owners, ownerValue(ns, "Job", job.GetName()))
 		}
 	}
 	var out []string
 	for _, owner := range owners {
-		pods := &corev1.PodList{}
-		if err := c.List(ctx, pods, client.InNamespace(new.GetNamespace()), client.MatchingFields{IndexOwner: owner}, client.UnsafeDisableDeepCopy); err != nil {
-			return nil, fmt.Errorf("listing the Pods of %s in %s: %w", owner, new.GetNamespace(), err)
+		pods, err := c.CachedByIndex(ctx, &corev1.Pod{}, IndexOwner, owner)
+		if err != nil {
+			return nil, fmt.Errorf("listing the Pods of %s: %w", owner, err)
 		}
-		for i := range pods.Items {
-			out = append(out, Sources(&pods.Items[i])...)
+		for _, p := range pods {
+			out = append(out, Sources(p)...)
 		}
 	}
 	return out, nil

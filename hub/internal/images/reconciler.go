@@ -20,7 +20,6 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
 	"github.com/image-cloner/image-cloner/pkg/mirror"
-	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
 // Copier is what the Reconciler needs of a *mirror.Mirror.
@@ -104,15 +103,12 @@ func (r *Reconciler) Resync(ctx context.Context) {
 	}
 	for _, m := range r.Fleet.Members() {
 		for _, obj := range clusters.CachedKinds() {
-			list, err := workload.NewList(m.Cluster.GetScheme(), obj)
+			objs, err := m.CachedObjects(ctx, obj)
 			if err != nil {
-				continue
-			}
-			if err := m.Cluster.GetClient().List(ctx, list); err != nil {
 				r.Log.Error(err, "Listing for resync", "cluster", m.Name)
 				continue
 			}
-			for _, o := range objects(list) {
+			for _, o := range objs {
 				for _, req := range mapToImages(ctx, o) {
 					q.Add(req)
 				}
@@ -194,20 +190,17 @@ func (r *Reconciler) users(ctx context.Context, cfg *config.Config, src imageref
 func (r *Reconciler) userIn(ctx context.Context, cfg *config.Config, m *clusters.Member, src imageref.Reference) (*user, error) {
 	u := &user{member: m}
 	c := m.Cluster.GetClient()
-	skip := newLeftAlone(cfg, c)
+	skip := newLeftAlone(cfg, m)
 	for _, kind := range clusters.WatchedKinds() {
-		list, err := workload.NewList(m.Cluster.GetScheme(), kind)
-		if err != nil {
-			return nil, err
-		}
 		// The cache's own objects, not copies: a popular image is used by thousands of cached
 		// workloads over the fleet's registrations, and copying them all for every reconcile
 		// was a third of the hub's CPU in the fleet benchmark. They are only read here (names
 		// and labels, and Events refer to them); nothing may modify them.
-		if err := c.List(ctx, list, client.MatchingFields{IndexImages: src.String()}, client.UnsafeDisableDeepCopy); err != nil {
+		objs, err := m.CachedByIndex(ctx, kind, IndexImages, src.String())
+		if err != nil {
 			return nil, err
 		}
-		for _, o := range objects(list) {
+		for _, o := range objs {
 			left, err := skip.is(ctx, o)
 			if err != nil {
 				return nil, err

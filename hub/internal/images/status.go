@@ -15,10 +15,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/image-cloner/image-cloner/hub/internal/clusters"
 	"github.com/image-cloner/image-cloner/pkg/api/v1alpha1"
 	"github.com/image-cloner/image-cloner/pkg/config"
 	"github.com/image-cloner/image-cloner/pkg/imageref"
@@ -43,7 +43,7 @@ func eventTargets(objs []client.Object) []client.Object {
 	var out []client.Object
 	pods := 0
 	for _, o := range objs {
-		if _, pod := o.(*corev1.Pod); pod {
+		if _, pod := o.(*clusters.Pod); pod {
 			if pods == maxPodEvents {
 				continue
 			}
@@ -292,18 +292,6 @@ func cut(s string) string {
 		return s[:maxMessage] + "..."
 	}
 	return s
-}
-
-// objects returns the items of list.
-func objects(list client.ObjectList) []client.Object {
-	var out []client.Object
-	_ = meta.EachListItem(list, func(o runtime.Object) error {
-		if co, ok := o.(client.Object); ok {
-			out = append(out, co)
-		}
-		return nil
-	})
-	return out
 }
 
 func apiequality(a, b *v1alpha1.ClonedImageStatus) bool {

@@ -20,9 +20,8 @@ import (
 	"github.com/image-cloner/image-cloner/pkg/workload"
 )
 
-// IndexImages is the field index, on every kind of clusters.WatchedKinds in a member cache (the
-// workload kinds and Pods), of the canonical
-// sources a workload uses: its current images and the originals the agent recorded when it
+// IndexImages is the index (clusters.AddIndex), on every kind of clusters.WatchedKinds in a
+// member cache (the workload kinds and Pods), of the canonical sources a workload uses: its current images and the originals the agent recorded when it
 // pointed the workload at backups (so a rewritten workload still counts as using its source).
 const IndexImages = "image-cloner.io/images"
 
@@ -41,13 +40,25 @@ func Sources(obj client.Object) []string {
 			out = append(out, s)
 		}
 	}
-	for _, image := range workload.Images(obj) {
+	var images, originals []string
+	switch o := obj.(type) {
+	case *clusters.Workload:
+		images, originals = o.Images(), o.Originals()
+	case *clusters.Pod:
+		images, originals = o.Images(), o.Originals()
+	default:
+		images = workload.Images(obj)
+		if recorded, err := workload.Originals(obj); err == nil {
+			for _, image := range recorded {
+				originals = append(originals, image)
+			}
+		}
+	}
+	for _, image := range images {
 		add(image)
 	}
-	if originals, err := workload.Originals(obj); err == nil {
-		for _, image := range originals {
-			add(image)
-		}
+	for _, image := range originals {
+		add(image)
 	}
 	return out
 }
@@ -108,13 +119,14 @@ func (s *fleetSource) wait(ctx context.Context) workqueue.TypedRateLimitingInter
 // Prepare implements clusters.Listener: it adds IndexImages to every watched kind, and
 // IndexOwner to Pods and Jobs.
 func (r *Reconciler) Prepare(c cluster.Cluster) error {
+	ctx := context.Background()
 	for _, obj := range clusters.WatchedKinds() {
-		if err := c.GetFieldIndexer().IndexField(context.Background(), obj, IndexImages, Sources); err != nil {
+		if err := clusters.AddIndex(ctx, c, obj, IndexImages, Sources); err != nil {
 			return err
 		}
 	}
 	for _, obj := range []client.Object{&corev1.Pod{}, &batchv1.Job{}} {
-		if err := c.GetFieldIndexer().IndexField(context.Background(), obj, IndexOwner, ownerKey); err != nil {
+		if err := clusters.AddIndex(ctx, c, obj, IndexOwner, ownerKey); err != nil {
 			return err
 		}
 	}
@@ -185,7 +197,7 @@ func (r *Reconciler) withOwnedPods(m *clusters.Member, h handler.EventHandler) h
 		GenericFunc: h.Generic,
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			h.Update(ctx, e, q)
-			sources, err := optOutChanged(ctx, m.Cluster.GetCache(), e.ObjectOld, e.ObjectNew)
+			sources, err := optOutChanged(ctx, m, e.ObjectOld, e.ObjectNew)
 			if err != nil {
 				// The Pods' own next event or the resync brings their images back.
 				r.Log.Error(err, "Finding the Pods of a workload whose opt-out label changed", "cluster", m.Name)
