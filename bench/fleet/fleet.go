@@ -85,12 +85,15 @@ type Result struct {
 	CachedWorkloads int     `json:"cached_workloads"`
 	// ExpectedCachedWorkloads is what the caches should hold: for every registration, the
 	// workloads on its API server.
-	ExpectedCachedWorkloads int         `json:"expected_cached_workloads"`
-	BytesPerCachedWorkload  float64     `json:"bytes_per_cached_workload"`
-	RSSPerCachedWorkload    float64     `json:"rss_bytes_per_cached_workload"`
-	BytesPerRegistration    float64     `json:"bytes_per_registration"`
-	RSSPerRegistration      float64     `json:"rss_bytes_per_registration"`
-	PatchLatencyMs          Percentiles `json:"patch_latency_ms"`
+	ExpectedCachedWorkloads int     `json:"expected_cached_workloads"`
+	BytesPerCachedWorkload  float64 `json:"bytes_per_cached_workload"`
+	RSSPerCachedWorkload    float64 `json:"rss_bytes_per_cached_workload"`
+	BytesPerRegistration    float64 `json:"bytes_per_registration"`
+	RSSPerRegistration      float64 `json:"rss_bytes_per_registration"`
+	// GoroutinesPerRegistration is the slope of the hub's goroutines over registrations, with
+	// empty caches.
+	GoroutinesPerRegistration float64     `json:"goroutines_per_registration"`
+	PatchLatencyMs            Percentiles `json:"patch_latency_ms"`
 	// PatchedBy counts which path patched the latency samples: "controller" (the agent's
 	// patcher, after create) or "admission" (the mutating webhook, in the Create itself).
 	PatchedBy          map[string]int `json:"patch_latency_patched_by"`
@@ -289,6 +292,7 @@ func Run(ctx context.Context, t testenv.T, cfg Config) (*Result, error) {
 	if d := p1.Registrations - p0.Registrations; d > 0 {
 		res.BytesPerRegistration = float64(p1.HeapLiveBytes-p0.HeapLiveBytes) / float64(d)
 		res.RSSPerRegistration = float64(p1.RSSBytes-p0.RSSBytes) / float64(d)
+		res.GoroutinesPerRegistration = float64(p1.Goroutines-p0.Goroutines) / float64(d)
 	}
 	last := points[len(points)-1]
 	from := p1
@@ -471,19 +475,20 @@ func targets(r *Result) []Target {
 		fmt.Sprintf("%d copies, %d unique digests, %d registrations", r.Copies, r.UniqueDigests, r.Clusters)})
 	out = append(out, Target{"p99 time-to-patch of a backed-up image < 1 s (agent's controller)", r.PatchLatencyMs.N > 0 && r.PatchLatencyMs.P99 < 1000,
 		fmt.Sprintf("p99 %.0f ms over %d samples", r.PatchLatencyMs.P99, r.PatchLatencyMs.N)})
-	out = append(out, Target{"hub memory < 2 KiB per cached workload", r.BytesPerCachedWorkload > 0 && r.BytesPerCachedWorkload < 2048,
+	out = append(out, Target{"hub memory < 1 KiB per cached workload (issue 14; issue 9 asked for 2 KiB)", r.BytesPerCachedWorkload > 0 && r.BytesPerCachedWorkload < 1024,
 		fmt.Sprintf("%.0f B of live heap per cached workload (%.0f B of RSS)", r.BytesPerCachedWorkload, r.RSSPerCachedWorkload)})
 	out = append(out, Target{"every workload patched within 10 s of the last workload's creation (issue 14)", r.AfterCreateS > 0 && r.AfterCreateS <= 10,
 		fmt.Sprintf("%.1f s after the last create (%.1f s from the first; creating took %.1f s)", r.AfterCreateS, r.ConvergeS, r.CreateS)})
 	// A registration has a fixed cost (its connection, informers and their goroutines) on top
-	// of its cache: the target holds when that fixed cost is a small part (under a fifth) of
-	// the live heap of the whole fleet, the rest growing with the cached workloads.
+	// of its cache. Issue 9 asked that it be a small part of the fleet's heap; issue 14 sets
+	// it under 200 KiB whatever the cache costs (a cheaper cache makes the share larger).
 	share := 0.0
 	if r.HubHeapLive > 0 {
 		share = r.BytesPerRegistration * float64(r.Clusters) / float64(r.HubHeapLive)
 	}
-	out = append(out, Target{"hub memory grows with cached workloads, not registered clusters", r.BytesPerRegistration > 0 && share < 0.2,
-		fmt.Sprintf("%.0f KiB of live heap per registration with an empty cache: %.0f%% of the live heap of %d registrations and %d cached workloads", r.BytesPerRegistration/1024, 100*share, r.Clusters, r.CachedWorkloads)})
+	out = append(out, Target{"hub memory < 200 KiB per registration with an empty cache (issue 14)", r.BytesPerRegistration > 0 && r.BytesPerRegistration < 200*1024,
+		fmt.Sprintf("%.0f KiB of live heap per registration with an empty cache (%.0f%% of the live heap of %d registrations and %d cached workloads), %.0f goroutines per registration",
+			r.BytesPerRegistration/1024, 100*share, r.Clusters, r.CachedWorkloads, r.GoroutinesPerRegistration)})
 	return out
 }
 
