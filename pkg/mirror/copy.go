@@ -75,6 +75,12 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 		}
 	}()
 
+	// One source Puller for the whole copy: the Resolve HEAD and the copy's GETs share its
+	// ping and token instead of each making their own.
+	source, err := remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...)
+	if err != nil {
+		return Result{}, fmt.Errorf("copying %s: %w", src, err)
+	}
 	var digest v1.Hash
 	if d, ok := src.(name.Digest); ok {
 		digest, err = v1.NewHash(d.DigestStr())
@@ -82,7 +88,7 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 			return Result{}, fmt.Errorf("copying %s: %w", src, err)
 		}
 	} else {
-		r, err := m.Resolve(ctx, src)
+		r, err := m.resolve(ctx, src, source)
 		if err != nil {
 			return Result{}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
 		}
@@ -101,7 +107,7 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 	m.cacheMiss(dst)
 
 	// Pin the digest: if the tag moves while we copy, we still copy what we resolved.
-	job := copyJob{src: src, pinned: src.Context().Digest(digest.String()), dst: dst, digest: digest}
+	job := copyJob{src: src, pinned: src.Context().Digest(digest.String()), dst: dst, digest: digest, source: source}
 	key := dst.Context().Name() + "@" + digest.String()
 	v, led, err := m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
 		r, err := m.ensure(ctx, job)
@@ -139,6 +145,7 @@ type copyJob struct {
 	pinned name.Digest    // src at the digest it resolved to, what is copied
 	dst    name.Reference
 	digest v1.Hash
+	source *remote.Puller // the Copy call's, which resolved src
 }
 
 // ensure is steps 3 and 4 of Copy, run once per destination repository and digest at a time.
@@ -201,19 +208,16 @@ func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, man
 
 // copyImage copies the whole image src into dst with go-containerregistry's remote.Push, fed
 // with the source's manifests unchanged (so digests are preserved) and layers prepared for
-// cross-repository mounts. A Pusher and a Puller live for one copy only: their internal maps
+// cross-repository mounts. Pushers and Pullers live for one copy only: their internal maps
 // (per repository, per digest) never shrink, so sharing them would leak in a long-running process.
+// The source Puller is the one Copy resolved src with (job.source).
 func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
 	res := Result{Digest: digest}
 	st := newCopyStats(dst.Context(), m.o.observer)
 	ctx = withStats(ctx, st)
 
-	puller, err := remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...)
-	if err != nil {
-		return res, nil, err
-	}
-	desc, err := puller.Get(ctx, src)
+	desc, err := job.source.Get(ctx, src)
 	if err != nil {
 		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}

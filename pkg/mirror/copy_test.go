@@ -583,3 +583,24 @@ func TestCopy_reusesTheCopysClientsAfterThePush(t *testing.T) {
 	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(3))
 	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(2), "the image, then its digest tag")
 }
+
+// A cold copy by tag pings the source registry once: the Resolve HEAD and the copy's GETs
+// (manifests and blobs, here of an index and its images) share one Puller, where each used
+// to start a transport of its own (two pings).
+func TestCopy_resolvesAndCopiesWithOneSourcePuller(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	idx, err := random.Index(512, 2, 2)
+	g.Expect(err).NotTo(HaveOccurred())
+	src, _ := e.push("library/app:1.0", idx)
+	dst := e.dst.ref(t, "backup/app:1.0")
+
+	res, err := e.mirror(mirror.WithReferrers(false)).Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.BlobsUploaded).To(Equal(6), "the blobs are still counted: the stats see the shared Puller's requests")
+	g.Expect(e.src.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(1))
+	g.Expect(e.src.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(1), "the Resolve HEAD")
+	g.Expect(e.src.proxy.Count(http.MethodGet, mirrortest.KindManifest)).To(Equal(3), "the index and its two images")
+	expectBackupEqualsSource(g, src, dst)
+}

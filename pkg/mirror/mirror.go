@@ -71,8 +71,18 @@ type Resolved struct {
 // It never GETs the manifest: Docker Hub counts every manifest GET against the pull limit but
 // not HEADs (https://docs.docker.com/docker-hub/usage/pulls/).
 func (m *Mirror) Resolve(ctx context.Context, ref name.Reference) (Resolved, error) {
+	return m.resolve(ctx, ref, nil)
+}
+
+// resolve is Resolve with the source Puller of the Copy in progress, which then reuses the
+// connection and token of this HEAD; nil makes a Puller for this HEAD alone.
+func (m *Mirror) resolve(ctx context.Context, ref name.Reference, puller *remote.Puller) (Resolved, error) {
 	ctx, box := withRateLimitBox(ctx)
-	desc, err := remote.Head(ref, m.remoteOptions(ctx, m.o.sourceKeychain)...)
+	opts := m.remoteOptions(ctx, m.o.sourceKeychain)
+	if puller != nil {
+		opts = append(opts, remote.Reuse(puller))
+	}
+	desc, err := remote.Head(ref, opts...)
 	if err != nil {
 		return Resolved{RateLimit: box.get()}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref, nil, SideSource))
 	}
