@@ -146,11 +146,26 @@ type copyJob struct {
 	dst    name.Reference
 	digest v1.Hash
 	source *remote.Puller // the Copy call's, which resolved src
+
+	// The destination's clients, made by ensure for all its requests: the HEAD that checks
+	// the destination, the push, the verify HEAD and the digest tag.
+	pusher      *remote.Pusher
+	destination *remote.Puller
 }
 
 // ensure is steps 3 and 4 of Copy, run once per destination repository and digest at a time.
+// Its requests to the destination share one Pusher and one Puller (withDestination), so the
+// HEAD that finds the image missing and the calls after it ping and authenticate once.
 func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
+	var err error
+	if job.pusher, err = remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
+		return Result{Digest: digest}, err
+	}
+	if job.destination, err = remote.NewPuller(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
+		return Result{Digest: digest}, err
+	}
+	ctx = withDestination(ctx, job.pusher, job.destination)
 	desc, err := m.headDestination(ctx, dst)
 	if err != nil {
 		return Result{Digest: digest}, fmt.Errorf("checking the destination: %w", explain(err, nil, dst, SideDestination))
@@ -262,18 +277,10 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, er
 		return res, nil, &unsupportedError{what: fmt.Sprintf("manifest media type %q is not an image, an index or schema 1", mt)}
 	}
 
-	pusher, err := remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...)
-	if err != nil {
-		return res, nil, err
-	}
-	dstPuller, err := remote.NewPuller(m.remoteOptions(ctx, m.o.dstKeychain)...)
-	if err != nil {
-		return res, nil, err
-	}
-	// The verify HEAD and the digest tag after the push reuse this copy's transports: each
-	// remote call would otherwise ping the registry and fetch a token of its own.
-	ctx = withDestination(ctx, pusher, dstPuller)
-	if err := pusher.Push(ctx, dst, image); err != nil {
+	// The push, the verify HEAD and the digest tag reuse the transports of the HEAD that
+	// found dst missing (ensure): each would otherwise ping the registry and fetch a token
+	// of its own.
+	if err := job.pusher.Push(ctx, dst, image); err != nil {
 		if t.schema1 && isManifestRefused(err) {
 			return res, nil, &Schema1Error{Source: job.src.String(), Destination: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
 		}

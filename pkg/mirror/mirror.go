@@ -141,9 +141,9 @@ func DigestTag(h v1.Hash) string {
 const digestTagPrefix = "digest-"
 
 // headDestination HEADs dst in the destination registry and caches what it finds. It returns nil, nil
-// when dst does not exist.
+// when dst does not exist. It uses the copy's Puller when ctx carries one (withDestination).
 func (m *Mirror) headDestination(ctx context.Context, dst name.Reference) (*v1.Descriptor, error) {
-	desc, err := remote.Head(dst, m.remoteOptions(ctx, m.o.dstKeychain)...)
+	desc, err := remote.Head(dst, m.destinationOptions(ctx)...)
 	if isNotFound(err) {
 		m.presence.remove(dst)
 		return nil, nil
