@@ -280,7 +280,7 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, er
 	// The push, the verify HEAD and the digest tag reuse the transports of the HEAD that
 	// found dst missing (ensure): each would otherwise ping the registry and fetch a token
 	// of its own.
-	if err := job.pusher.Push(ctx, dst, image); err != nil {
+	if err := m.push(ctx, job.pusher, dst, image); err != nil {
 		if t.schema1 && isManifestRefused(err) {
 			return res, nil, &Schema1Error{Source: job.src.String(), Destination: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
 		}

@@ -582,8 +582,31 @@ func TestCopy_reusesTheCopysClientsAfterThePush(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(2))
 	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(2), "the image, then its digest tag")
-	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(4),
-		"the check, go-containerregistry's own before the push, and the verify HEADs of the tag and the digest tag")
+	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(3),
+		"the check that finds the image missing and the verify HEADs of the tag and the digest tag")
+}
+
+// The push does not HEAD the tag again (go-containerregistry's Pusher.Push does, before
+// anything else): the check a moment earlier found it missing. The children of an index are
+// still looked for, by digest, since another tag may hold them, and every blob too.
+func TestCopy_pushesWithoutHeadingTheTagAgain(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	idx, err := random.Index(512, 2, 2)
+	g.Expect(err).NotTo(HaveOccurred())
+	src, digest := e.push("library/app:1.0", idx)
+	dst := e.dst.ref(t, "backup/app:1.0")
+
+	res, err := e.mirror(mirror.WithReferrers(false)).Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.BlobsUploaded).To(Equal(6))
+	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(5),
+		"the check, the two images by digest, and the verify HEADs of the tag and the digest tag")
+	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindBlob)).To(Equal(6))
+	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(4), "two images, the index, its digest tag")
+	expectBackupEqualsSource(g, src, dst)
+	g.Expect(head(t, dst.Context().Tag(mirror.DigestTag(digest))).Digest).To(Equal(digest))
 }
 
 // A Copy that finds the image in the backup without its digest tag (written by an older
