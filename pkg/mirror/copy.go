@@ -148,7 +148,7 @@ type copyJob struct {
 	source *remote.Puller // the Copy call's, which resolved src
 
 	// The destination's clients, made by ensure for all its requests: the HEAD that checks
-	// the destination, the push, the verify HEAD and the digest tag.
+	// the destination, the push, the verify HEAD, the digest tag and the referrers.
 	pusher      *remote.Pusher
 	destination *remote.Puller
 }
@@ -212,7 +212,7 @@ func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, man
 	if !m.o.referrers {
 		return res, nil
 	}
-	r, err := m.syncReferrers(ctx, job.pinned, job.dst, job.digest, res.MediaType, manifest)
+	r, err := m.syncReferrers(ctx, job, res.MediaType, manifest)
 	res.Referrers = r
 	if err != nil {
 		return res, err

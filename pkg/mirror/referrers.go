@@ -110,7 +110,7 @@ type referrerSync struct {
 	res            Referrers
 }
 
-// syncReferrers makes the destination repository of dst hold what refers to digest in src's
+// syncReferrers makes the destination repository of job.dst hold what refers to job.digest in the source
 // repository, found in the two places verifiers look: cosign's tags (sha256-<hex>.sig, .att,
 // .sbom) and OCI 1.1 referrers (manifests whose subject is the digest), listed by the
 // referrers API where the registry has one and by the referrers tag schema where it has not.
@@ -119,20 +119,14 @@ type referrerSync struct {
 // signatures made for the source verify against the destination. manifest is the image's
 // manifest if the caller has it (nil reads it back from the destination when it is an index).
 // A missing referrer is not an error; one that exists and could not be copied or listed is.
-func (m *Mirror) syncReferrers(ctx context.Context, src, dst name.Reference, digest v1.Hash, mediaType types.MediaType, manifest []byte) (Referrers, error) {
-	s := &referrerSync{m: m, src: src.Context(), dst: dst.Context(), digest: digest, seen: map[string]bool{}}
+//
+// It uses the copy's clients (job.source, job.destination, job.pusher), whose pings and tokens
+// the image's copy or check has already paid for.
+func (m *Mirror) syncReferrers(ctx context.Context, job copyJob, mediaType types.MediaType, manifest []byte) (Referrers, error) {
+	s := &referrerSync{m: m, src: job.pinned.Context(), dst: job.dst.Context(), digest: job.digest, seen: map[string]bool{},
+		srcPuller: job.source, dstPuller: job.destination, pusher: job.pusher}
 	s.stats = newCopyStats(s.dst, m.o.observer)
 	ctx = withStats(ctx, s.stats)
-	var err error
-	if s.srcPuller, err = remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...); err != nil {
-		return Referrers{}, err
-	}
-	if s.dstPuller, err = remote.NewPuller(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
-		return Referrers{}, err
-	}
-	if s.pusher, err = remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
-		return Referrers{}, err
-	}
 	subjects, err := s.subjects(ctx, mediaType, manifest)
 	if err != nil {
 		return Referrers{}, err

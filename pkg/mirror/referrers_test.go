@@ -368,3 +368,25 @@ func TestCopy_sourceDigestTagIsNoReferrersIndex(t *testing.T) {
 	g.Expect(res.Referrers).To(Equal(mirror.Referrers{}))
 	g.Expect(e.rec.Count(e.src.host, http.MethodGet, mirrortest.KindManifest)).To(Equal(1), "the image's manifest only")
 }
+
+// The referrers of a cold copy travel on the copy's clients: its source Puller fetches the
+// signature and its Pusher uploads it. What is added is the one client per side that the
+// referrers requests go-containerregistry has no call for need (the API, the tag HEADs, the
+// manifest PUTs): two pings on the source and three on the backup, where the referrers made a
+// Puller and a Pusher of their own (three and four).
+func TestCopy_copiesReferrersWithTheCopysClients(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	src, digest := e.push("library/app:1.0", randomImage(t, 2))
+	e.push("library/app:"+cosignTag(digest, "sig"), artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
+	dst := e.dst.ref(t, "backup/app:1.0")
+	e.dst.proxy.ResetCounts()
+
+	res, err := e.mirror().Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Referrers.Copied).To(Equal(1))
+	g.Expect(e.src.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(2), "the copy's Puller, the referrers client")
+	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(3), "the copy's Puller and Pusher, the referrers client")
+	expectBackupEqualsSource(g, src.Context().Tag(cosignTag(digest, "sig")), dst.Context().Tag(cosignTag(digest, "sig")))
+}
