@@ -581,6 +581,7 @@ func (s *referrerSync) upload(ctx context.Context, d v1.Descriptor) error {
 	if ml, ok := l.(*remote.MountableLayer); ok {
 		l = ml.Layer
 	}
+	l = &sizedLayer{Layer: l, size: d.Size}
 	s.stats.addBlob(d.Digest, d.Size, false)
 	if err := s.pusher.Upload(ctx, s.dst, l); err != nil {
 		return fmt.Errorf("uploading blob %s: %w", d.Digest, explain(err, srcRef, dstRef, SideDestination))
@@ -729,4 +730,53 @@ func (c *apiClient) put(ctx context.Context, ref name.Reference, mt types.MediaT
 	}
 	stored, _ := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
 	return stored, nil
+}
+
+// sizedLayer is a source blob whose size the manifest that references it states. A layer from
+// Puller.Layer knows only its digest, and go-containerregistry HEADs the source for its size
+// (the upload's Content-Length) before streaming it. The blob is still checked as it streams:
+// go-containerregistry verifies its SHA-256, and a blob of another length than the manifest
+// states fails the upload as invalid, blaming the source (sizeCheck).
+type sizedLayer struct {
+	v1.Layer
+	size int64
+}
+
+func (l *sizedLayer) Size() (int64, error) { return l.size, nil }
+
+func (l *sizedLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	h, err := l.Digest()
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return &sizeCheck{ReadCloser: rc, digest: h, want: l.size}, nil
+}
+
+// sizeCheck fails a blob's stream as soon as it is longer than want, or when it ends shorter.
+type sizeCheck struct {
+	io.ReadCloser
+	digest v1.Hash
+	want   int64
+	n      int64
+}
+
+func (c *sizeCheck) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	switch {
+	case c.n > c.want:
+		return n, c.mismatch("more")
+	case errors.Is(err, io.EOF) && c.n < c.want:
+		return n, c.mismatch("fewer")
+	}
+	return n, err
+}
+
+func (c *sizeCheck) mismatch(what string) error {
+	return &unsupportedError{what: fmt.Sprintf("source blob %s has %s bytes than the %d its manifest states", c.digest, what, c.want)}
 }
