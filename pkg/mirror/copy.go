@@ -75,12 +75,11 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 		}
 	}()
 
-	// One source Puller for the whole copy: the Resolve HEAD and the copy's GETs share its
-	// ping and token instead of each making their own.
-	source, err := remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...)
-	if err != nil {
-		return Result{}, fmt.Errorf("copying %s: %w", src, err)
-	}
+	// One source client for the whole copy: the Resolve HEAD, the copy's GETs and the
+	// referrers' lookups share its ping and token instead of each making their own.
+	source := &lazyRepoClient{make: func(ctx context.Context) (*repoClient, error) {
+		return m.newRepoClient(ctx, src.Context(), m.o.sourceKeychain, transport.PullScope)
+	}}
 	var digest v1.Hash
 	if d, ok := src.(name.Digest); ok {
 		digest, err = v1.NewHash(d.DigestStr())
@@ -88,7 +87,7 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 			return Result{}, fmt.Errorf("copying %s: %w", src, err)
 		}
 	} else {
-		r, err := m.resolve(ctx, src, source)
+		r, err := m.resolveWith(ctx, src, source)
 		if err != nil {
 			return Result{}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
 		}
@@ -145,12 +144,12 @@ type copyJob struct {
 	pinned name.Digest    // src at the digest it resolved to, what is copied
 	dst    name.Reference
 	digest v1.Hash
-	source *remote.Puller // the Copy call's, which resolved src
+	source *lazyRepoClient // the Copy call's, which resolved src
 
 	// The destination's clients, made by ensure for all its requests: the HEAD that checks
 	// the destination, the push, the verify HEAD, the digest tag and the referrers.
 	pusher      *remote.Pusher
-	destination *remote.Puller
+	destination *repoClient
 }
 
 // ensure is steps 3 and 4 of Copy, run once per destination repository and digest at a time.
@@ -162,10 +161,11 @@ func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 	if job.pusher, err = remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
 		return Result{Digest: digest}, err
 	}
-	if job.destination, err = remote.NewPuller(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
-		return Result{Digest: digest}, err
+	// Push scope from the start: the referrers' API client writes manifests with it.
+	if job.destination, err = m.newRepoClient(ctx, dst.Context(), m.o.dstKeychain, transport.PushScope); err != nil {
+		return Result{Digest: digest}, fmt.Errorf("checking the destination: %w", explain(err, nil, dst, SideDestination))
 	}
-	ctx = withDestination(ctx, job.pusher, job.destination)
+	ctx = withDestination(ctx, job.pusher, job.destination.puller)
 	desc, err := m.headDestination(ctx, dst)
 	if err != nil {
 		return Result{Digest: digest}, fmt.Errorf("checking the destination: %w", explain(err, nil, dst, SideDestination))
@@ -225,14 +225,19 @@ func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, man
 // with the source's manifests unchanged (so digests are preserved) and layers prepared for
 // cross-repository mounts. Pushers and Pullers live for one copy only: their internal maps
 // (per repository, per digest) never shrink, so sharing them would leak in a long-running process.
-// The source Puller is the one Copy resolved src with (job.source).
+// The source Puller is the one Copy resolved src with (job.source), the destination's the
+// one ensure checked dst with.
 func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
 	res := Result{Digest: digest}
 	st := newCopyStats(dst.Context(), m.o.observer)
 	ctx = withStats(ctx, st)
 
-	desc, err := job.source.Get(ctx, src)
+	source, err := job.source.get(ctx)
+	if err != nil {
+		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
+	}
+	desc, err := source.puller.Get(ctx, src)
 	if err != nil {
 		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}

@@ -38,8 +38,9 @@
 //     contain credentials.
 //
 // The transfers themselves are go-containerregistry's (pkg/v1/remote): a Puller for each side and
-// a Pusher, made for each copy and shared by all its requests to that side, fed with the source's
-// manifests and layers. The image is pushed the way Pusher.Push does it, less the HEAD of the tag
+// a Pusher, made for each copy and shared by all its requests to that side (the Pullers with the
+// referrers' own requests: one ping and one token per side, plus the Pusher's), fed with the
+// source's manifests and layers. The image is pushed the way Pusher.Push does it, less the HEAD of the tag
 // Push starts with, which the copy has just made.
 //
 // # Signatures, attestations, SBOMs and referrers

@@ -71,13 +71,24 @@ type Resolved struct {
 // It never GETs the manifest: Docker Hub counts every manifest GET against the pull limit but
 // not HEADs (https://docs.docker.com/docker-hub/usage/pulls/).
 func (m *Mirror) Resolve(ctx context.Context, ref name.Reference) (Resolved, error) {
-	return m.resolve(ctx, ref, nil)
+	ctx, box := withRateLimitBox(ctx)
+	return m.resolve(ctx, box, ref, nil)
 }
 
-// resolve is Resolve with the source Puller of the Copy in progress, which then reuses the
-// connection and token of this HEAD; nil makes a Puller for this HEAD alone.
-func (m *Mirror) resolve(ctx context.Context, ref name.Reference, puller *remote.Puller) (Resolved, error) {
+// resolveWith is Resolve with the source client of the Copy in progress, which then reuses the
+// ping and token of this HEAD.
+func (m *Mirror) resolveWith(ctx context.Context, ref name.Reference, source *lazyRepoClient) (Resolved, error) {
 	ctx, box := withRateLimitBox(ctx)
+	c, err := source.get(ctx)
+	if err != nil {
+		return Resolved{RateLimit: box.get()}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref, nil, SideSource))
+	}
+	return m.resolve(ctx, box, ref, c.puller)
+}
+
+// resolve HEADs ref with puller, or a Puller of its own when nil, and reads the rate limit
+// headers into box.
+func (m *Mirror) resolve(ctx context.Context, box *rateLimitBox, ref name.Reference, puller *remote.Puller) (Resolved, error) {
 	opts := m.remoteOptions(ctx, m.o.sourceKeychain)
 	if puller != nil {
 		opts = append(opts, remote.Reuse(puller))

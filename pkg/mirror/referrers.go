@@ -121,10 +121,16 @@ type referrerSync struct {
 // A missing referrer is not an error; one that exists and could not be copied or listed is.
 //
 // It uses the copy's clients (job.source, job.destination, job.pusher), whose pings and tokens
-// the image's copy or check has already paid for.
+// the image's copy or check has already paid for (or, for the source, pays for them: every
+// sync looks there).
 func (m *Mirror) syncReferrers(ctx context.Context, job copyJob, mediaType types.MediaType, manifest []byte) (Referrers, error) {
+	source, err := job.source.get(ctx)
+	if err != nil {
+		return Referrers{}, fmt.Errorf("looking for referrers: %w", explain(err, job.pinned, nil, SideSource))
+	}
 	s := &referrerSync{m: m, src: job.pinned.Context(), dst: job.dst.Context(), digest: job.digest, seen: map[string]bool{},
-		srcPuller: job.source, dstPuller: job.destination, pusher: job.pusher}
+		srcPuller: source.puller, dstPuller: job.destination.puller, pusher: job.pusher,
+		srcAPI: source.api, dstAPI: job.destination.api}
 	s.stats = newCopyStats(s.dst, m.o.observer)
 	ctx = withStats(ctx, s.stats)
 	subjects, err := s.subjects(ctx, mediaType, manifest)
@@ -589,9 +595,8 @@ func (s *referrerSync) upload(ctx context.Context, d v1.Descriptor) error {
 	return nil
 }
 
-// head HEADs a manifest on one side with that side's API client. A Puller's Head would do, but
-// it pings the registry (GET /v2/) again for itself; most lookups of a Copy are HEADs that find
-// nothing, so they share the client the referrers API needs anyway.
+// head HEADs a manifest on one side with that side's API client, which shares its transport
+// (one ping, one token) with the copy's Puller for that side (repoClient).
 func (s *referrerSync) head(ctx context.Context, side Side, ref name.Reference) (*v1.Descriptor, error) {
 	c, err := s.client(ctx, side)
 	if err != nil {
