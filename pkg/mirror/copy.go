@@ -221,8 +221,8 @@ func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, man
 	return res, nil
 }
 
-// copyImage copies the whole image src into dst with go-containerregistry's remote.Push, fed
-// with the source's manifests unchanged (so digests are preserved) and layers prepared for
+// copyImage copies the whole image src into dst with the copy's Pusher (push), fed with the
+// source's manifests unchanged (so digests are preserved) and layers prepared for
 // cross-repository mounts. Pushers and Pullers live for one copy only: their internal maps
 // (per repository, per digest) never shrink, so sharing them would leak in a long-running process.
 // The source Puller is the one Copy resolved src with (job.source), the destination's the

@@ -110,9 +110,9 @@ type referrerSync struct {
 	res            Referrers
 }
 
-// syncReferrers makes the destination repository of job.dst hold what refers to job.digest in the source
-// repository, found in the two places verifiers look: cosign's tags (sha256-<hex>.sig, .att,
-// .sbom) and OCI 1.1 referrers (manifests whose subject is the digest), listed by the
+// syncReferrers makes the destination repository of job.dst hold what refers to job.digest in
+// the source repository, found in the two places verifiers look: cosign's tags (sha256-<hex>.sig,
+// .att, .sbom) and OCI 1.1 referrers (manifests whose subject is the digest), listed by the
 // referrers API where the registry has one and by the referrers tag schema where it has not.
 // For an index it does the same for each of its images, and for every referrer found it looks
 // for referrers of that referrer too (a signed SBOM). Manifests are copied byte for byte, so
@@ -756,7 +756,7 @@ func (l *sizedLayer) Compressed() (io.ReadCloser, error) {
 	}
 	h, err := l.Digest()
 	if err != nil {
-		rc.Close()
+		_ = rc.Close()
 		return nil, err
 	}
 	return &sizeCheck{ReadCloser: rc, digest: h, want: l.size}, nil
