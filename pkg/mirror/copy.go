@@ -75,6 +75,11 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 		}
 	}()
 
+	// One source client for the whole copy: the Resolve HEAD, the copy's GETs and the
+	// referrers' lookups share its ping and token instead of each making their own.
+	source := &lazyRepoClient{make: func(ctx context.Context) (*repoClient, error) {
+		return m.newRepoClient(ctx, src.Context(), m.o.sourceKeychain, transport.PullScope)
+	}}
 	var digest v1.Hash
 	if d, ok := src.(name.Digest); ok {
 		digest, err = v1.NewHash(d.DigestStr())
@@ -82,7 +87,7 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 			return Result{}, fmt.Errorf("copying %s: %w", src, err)
 		}
 	} else {
-		r, err := m.Resolve(ctx, src)
+		r, err := m.resolveWith(ctx, src, source)
 		if err != nil {
 			return Result{}, fmt.Errorf("copying %s to %s: %w", src, dst, err)
 		}
@@ -101,7 +106,7 @@ func (m *Mirror) Copy(ctx context.Context, src, dst name.Reference) (res Result,
 	m.cacheMiss(dst)
 
 	// Pin the digest: if the tag moves while we copy, we still copy what we resolved.
-	job := copyJob{src: src, pinned: src.Context().Digest(digest.String()), dst: dst, digest: digest}
+	job := copyJob{src: src, pinned: src.Context().Digest(digest.String()), dst: dst, digest: digest, source: source}
 	key := dst.Context().Name() + "@" + digest.String()
 	v, led, err := m.flights.do(ctx, key, func(ctx context.Context) (any, error) {
 		r, err := m.ensure(ctx, job)
@@ -139,11 +144,28 @@ type copyJob struct {
 	pinned name.Digest    // src at the digest it resolved to, what is copied
 	dst    name.Reference
 	digest v1.Hash
+	source *lazyRepoClient // the Copy call's, which resolved src
+
+	// The destination's clients, made by ensure for all its requests: the HEAD that checks
+	// the destination, the push, the verify HEAD, the digest tag and the referrers.
+	pusher      *remote.Pusher
+	destination *repoClient
 }
 
 // ensure is steps 3 and 4 of Copy, run once per destination repository and digest at a time.
+// Its requests to the destination share one Pusher and one Puller (withDestination), so the
+// HEAD that finds the image missing and the calls after it ping and authenticate once.
 func (m *Mirror) ensure(ctx context.Context, job copyJob) (Result, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
+	var err error
+	if job.pusher, err = remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
+		return Result{Digest: digest}, err
+	}
+	// Push scope from the start: the referrers' API client writes manifests with it.
+	if job.destination, err = m.newRepoClient(ctx, dst.Context(), m.o.dstKeychain, transport.PushScope); err != nil {
+		return Result{Digest: digest}, fmt.Errorf("checking the destination: %w", explain(err, nil, dst, SideDestination))
+	}
+	ctx = withDestination(ctx, job.pusher, job.destination.puller)
 	desc, err := m.headDestination(ctx, dst)
 	if err != nil {
 		return Result{Digest: digest}, fmt.Errorf("checking the destination: %w", explain(err, nil, dst, SideDestination))
@@ -190,7 +212,7 @@ func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, man
 	if !m.o.referrers {
 		return res, nil
 	}
-	r, err := m.syncReferrers(ctx, job.pinned, job.dst, job.digest, res.MediaType, manifest)
+	r, err := m.syncReferrers(ctx, job, res.MediaType, manifest)
 	res.Referrers = r
 	if err != nil {
 		return res, err
@@ -199,21 +221,23 @@ func (m *Mirror) copyReferrers(ctx context.Context, job copyJob, res Result, man
 	return res, nil
 }
 
-// copyImage copies the whole image src into dst with go-containerregistry's remote.Push, fed
-// with the source's manifests unchanged (so digests are preserved) and layers prepared for
-// cross-repository mounts. A Pusher and a Puller live for one copy only: their internal maps
+// copyImage copies the whole image src into dst with the copy's Pusher (push), fed with the
+// source's manifests unchanged (so digests are preserved) and layers prepared for
+// cross-repository mounts. Pushers and Pullers live for one copy only: their internal maps
 // (per repository, per digest) never shrink, so sharing them would leak in a long-running process.
+// The source Puller is the one Copy resolved src with (job.source), the destination's the
+// one ensure checked dst with.
 func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, error) {
 	src, dst, digest := job.pinned, job.dst, job.digest
 	res := Result{Digest: digest}
 	st := newCopyStats(dst.Context(), m.o.observer)
 	ctx = withStats(ctx, st)
 
-	puller, err := remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...)
+	source, err := job.source.get(ctx)
 	if err != nil {
-		return res, nil, err
+		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}
-	desc, err := puller.Get(ctx, src)
+	desc, err := source.puller.Get(ctx, src)
 	if err != nil {
 		return res, nil, fmt.Errorf("fetching the manifest: %w", explain(err, src, nil, SideSource))
 	}
@@ -258,18 +282,10 @@ func (m *Mirror) copyImage(ctx context.Context, job copyJob) (Result, []byte, er
 		return res, nil, &unsupportedError{what: fmt.Sprintf("manifest media type %q is not an image, an index or schema 1", mt)}
 	}
 
-	pusher, err := remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...)
-	if err != nil {
-		return res, nil, err
-	}
-	dstPuller, err := remote.NewPuller(m.remoteOptions(ctx, m.o.dstKeychain)...)
-	if err != nil {
-		return res, nil, err
-	}
-	// The verify HEAD and the digest tag after the push reuse this copy's transports: each
-	// remote call would otherwise ping the registry and fetch a token of its own.
-	ctx = withDestination(ctx, pusher, dstPuller)
-	if err := pusher.Push(ctx, dst, image); err != nil {
+	// The push, the verify HEAD and the digest tag reuse the transports of the HEAD that
+	// found dst missing (ensure): each would otherwise ping the registry and fetch a token
+	// of its own.
+	if err := m.push(ctx, job.pusher, dst, image); err != nil {
 		if t.schema1 && isManifestRefused(err) {
 			return res, nil, &Schema1Error{Source: job.src.String(), Destination: dst.Context().RegistryStr(), Reason: registryMessage(err), err: err}
 		}

@@ -568,10 +568,10 @@ func TestPresent_addsAMissingDigestTagFromTheBackup(t *testing.T) {
 	g.Expect(e.rec.Count(e.src.host, "", mirrortest.KindAny)).To(Equal(0), "nothing is asked of the source")
 }
 
-// A cold copy pings the backup registry once to check it is there (Present's HEAD), once for
-// the push, and once for what follows the push (the verify HEAD and the digest tag PUT, which
-// reuse one Puller and the push's Pusher): three, where every remote call used to start a
-// transport of its own and ping again (five).
+// A cold copy pings the backup registry twice: once for its Puller, whose first request is the
+// HEAD that finds the image missing and whose last is the verify HEAD, and once for its Pusher,
+// which pushes the image and its digest tag. Every remote call used to start a transport of its
+// own and ping again (five), then the calls after the push shared two (three).
 func TestCopy_reusesTheCopysClientsAfterThePush(t *testing.T) {
 	g := NewWithT(t)
 	e := newEnv(t)
@@ -580,6 +580,74 @@ func TestCopy_reusesTheCopysClientsAfterThePush(t *testing.T) {
 	e.dst.proxy.ResetCounts()
 	_, err := e.mirror(mirror.WithReferrers(false)).Copy(ctxT(t), src, dst)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(3))
+	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(2))
 	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(2), "the image, then its digest tag")
+	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(3),
+		"the check that finds the image missing and the verify HEADs of the tag and the digest tag")
+}
+
+// The push does not HEAD the tag again (go-containerregistry's Pusher.Push does, before
+// anything else): the check a moment earlier found it missing. The children of an index are
+// still looked for, by digest, since another tag may hold them, and every blob too.
+func TestCopy_pushesWithoutHeadingTheTagAgain(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	idx, err := random.Index(512, 2, 2)
+	g.Expect(err).NotTo(HaveOccurred())
+	src, digest := e.push("library/app:1.0", idx)
+	dst := e.dst.ref(t, "backup/app:1.0")
+
+	res, err := e.mirror(mirror.WithReferrers(false)).Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.BlobsUploaded).To(Equal(6))
+	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(5),
+		"the check, the two images by digest, and the verify HEADs of the tag and the digest tag")
+	g.Expect(e.dst.proxy.Count(http.MethodHead, mirrortest.KindBlob)).To(Equal(6))
+	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(4), "two images, the index, its digest tag")
+	expectBackupEqualsSource(g, src, dst)
+	g.Expect(head(t, dst.Context().Tag(mirror.DigestTag(digest))).Digest).To(Equal(digest))
+}
+
+// A Copy that finds the image in the backup without its digest tag (written by an older
+// version, say) adds the tag from the backup's manifest with the Puller and Pusher of the HEAD
+// that found the image: two pings, where each call pinged on its own (five).
+func TestCopy_addsAMissingDigestTagWithTheCopysClients(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	src, digest := e.push("library/app:1.0", randomImage(t, 2))
+	dst := e.dst.ref(t, "backup/app:1.0")
+	_, err := e.mirror(mirror.WithDigestTags(false), mirror.WithReferrers(false)).Copy(ctxT(t), src, dst)
+	g.Expect(err).NotTo(HaveOccurred())
+	e.dst.proxy.ResetCounts()
+
+	res, err := e.mirror(mirror.WithReferrers(false)).Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.AlreadyPresent).To(BeTrue())
+	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(2))
+	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindManifest)).To(Equal(1), "the manifest read back from the backup")
+	g.Expect(e.dst.proxy.Count(http.MethodPut, mirrortest.KindManifest)).To(Equal(1), "the digest tag")
+	g.Expect(head(t, dst.Context().Tag(mirror.DigestTag(digest))).Digest).To(Equal(digest))
+}
+
+// A cold copy by tag pings the source registry once: the Resolve HEAD and the copy's GETs
+// (manifests and blobs, here of an index and its images) share one Puller, where each used
+// to start a transport of its own (two pings).
+func TestCopy_resolvesAndCopiesWithOneSourcePuller(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	idx, err := random.Index(512, 2, 2)
+	g.Expect(err).NotTo(HaveOccurred())
+	src, _ := e.push("library/app:1.0", idx)
+	dst := e.dst.ref(t, "backup/app:1.0")
+
+	res, err := e.mirror(mirror.WithReferrers(false)).Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.BlobsUploaded).To(Equal(6), "the blobs are still counted: the stats see the shared Puller's requests")
+	g.Expect(e.src.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(1))
+	g.Expect(e.src.proxy.Count(http.MethodHead, mirrortest.KindManifest)).To(Equal(1), "the Resolve HEAD")
+	g.Expect(e.src.proxy.Count(http.MethodGet, mirrortest.KindManifest)).To(Equal(3), "the index and its two images")
+	expectBackupEqualsSource(g, src, dst)
 }

@@ -37,8 +37,11 @@
 //     both ends share a registry host. Their messages say what a person can do. They never
 //     contain credentials.
 //
-// The transfers themselves are go-containerregistry's (pkg/v1/remote): a Puller and a Pusher
-// made for each copy, fed with the source's manifests and layers.
+// The transfers themselves are go-containerregistry's (pkg/v1/remote): a Puller for each side and
+// a Pusher, made for each copy and shared by all its requests to that side (the Pullers with the
+// referrers' own requests: one ping and one token per side, plus the Pusher's), fed with the
+// source's manifests and layers. The image is pushed the way Pusher.Push does it, less the HEAD of the tag
+// Push starts with, which the copy has just made.
 //
 // # Signatures, attestations, SBOMs and referrers
 //

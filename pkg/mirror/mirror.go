@@ -72,7 +72,28 @@ type Resolved struct {
 // not HEADs (https://docs.docker.com/docker-hub/usage/pulls/).
 func (m *Mirror) Resolve(ctx context.Context, ref name.Reference) (Resolved, error) {
 	ctx, box := withRateLimitBox(ctx)
-	desc, err := remote.Head(ref, m.remoteOptions(ctx, m.o.sourceKeychain)...)
+	return m.resolve(ctx, box, ref, nil)
+}
+
+// resolveWith is Resolve with the source client of the Copy in progress, which then reuses the
+// ping and token of this HEAD.
+func (m *Mirror) resolveWith(ctx context.Context, ref name.Reference, source *lazyRepoClient) (Resolved, error) {
+	ctx, box := withRateLimitBox(ctx)
+	c, err := source.get(ctx)
+	if err != nil {
+		return Resolved{RateLimit: box.get()}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref, nil, SideSource))
+	}
+	return m.resolve(ctx, box, ref, c.puller)
+}
+
+// resolve HEADs ref with puller, or a Puller of its own when nil, and reads the rate limit
+// headers into box.
+func (m *Mirror) resolve(ctx context.Context, box *rateLimitBox, ref name.Reference, puller *remote.Puller) (Resolved, error) {
+	opts := m.remoteOptions(ctx, m.o.sourceKeychain)
+	if puller != nil {
+		opts = append(opts, remote.Reuse(puller))
+	}
+	desc, err := remote.Head(ref, opts...)
 	if err != nil {
 		return Resolved{RateLimit: box.get()}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref, nil, SideSource))
 	}
@@ -131,9 +152,9 @@ func DigestTag(h v1.Hash) string {
 const digestTagPrefix = "digest-"
 
 // headDestination HEADs dst in the destination registry and caches what it finds. It returns nil, nil
-// when dst does not exist.
+// when dst does not exist. It uses the copy's Puller when ctx carries one (withDestination).
 func (m *Mirror) headDestination(ctx context.Context, dst name.Reference) (*v1.Descriptor, error) {
-	desc, err := remote.Head(dst, m.remoteOptions(ctx, m.o.dstKeychain)...)
+	desc, err := remote.Head(dst, m.destinationOptions(ctx)...)
 	if isNotFound(err) {
 		m.presence.remove(dst)
 		return nil, nil

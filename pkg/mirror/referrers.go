@@ -110,29 +110,29 @@ type referrerSync struct {
 	res            Referrers
 }
 
-// syncReferrers makes the destination repository of dst hold what refers to digest in src's
-// repository, found in the two places verifiers look: cosign's tags (sha256-<hex>.sig, .att,
-// .sbom) and OCI 1.1 referrers (manifests whose subject is the digest), listed by the
+// syncReferrers makes the destination repository of job.dst hold what refers to job.digest in
+// the source repository, found in the two places verifiers look: cosign's tags (sha256-<hex>.sig,
+// .att, .sbom) and OCI 1.1 referrers (manifests whose subject is the digest), listed by the
 // referrers API where the registry has one and by the referrers tag schema where it has not.
 // For an index it does the same for each of its images, and for every referrer found it looks
 // for referrers of that referrer too (a signed SBOM). Manifests are copied byte for byte, so
 // signatures made for the source verify against the destination. manifest is the image's
 // manifest if the caller has it (nil reads it back from the destination when it is an index).
 // A missing referrer is not an error; one that exists and could not be copied or listed is.
-func (m *Mirror) syncReferrers(ctx context.Context, src, dst name.Reference, digest v1.Hash, mediaType types.MediaType, manifest []byte) (Referrers, error) {
-	s := &referrerSync{m: m, src: src.Context(), dst: dst.Context(), digest: digest, seen: map[string]bool{}}
+//
+// It uses the copy's clients (job.source, job.destination, job.pusher), whose pings and tokens
+// the image's copy or check has already paid for (or, for the source, pays for them: every
+// sync looks there).
+func (m *Mirror) syncReferrers(ctx context.Context, job copyJob, mediaType types.MediaType, manifest []byte) (Referrers, error) {
+	source, err := job.source.get(ctx)
+	if err != nil {
+		return Referrers{}, fmt.Errorf("looking for referrers: %w", explain(err, job.pinned, nil, SideSource))
+	}
+	s := &referrerSync{m: m, src: job.pinned.Context(), dst: job.dst.Context(), digest: job.digest, seen: map[string]bool{},
+		srcPuller: source.puller, dstPuller: job.destination.puller, pusher: job.pusher,
+		srcAPI: source.api, dstAPI: job.destination.api}
 	s.stats = newCopyStats(s.dst, m.o.observer)
 	ctx = withStats(ctx, s.stats)
-	var err error
-	if s.srcPuller, err = remote.NewPuller(m.remoteOptions(ctx, m.o.sourceKeychain)...); err != nil {
-		return Referrers{}, err
-	}
-	if s.dstPuller, err = remote.NewPuller(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
-		return Referrers{}, err
-	}
-	if s.pusher, err = remote.NewPusher(m.remoteOptions(ctx, m.o.dstKeychain)...); err != nil {
-		return Referrers{}, err
-	}
 	subjects, err := s.subjects(ctx, mediaType, manifest)
 	if err != nil {
 		return Referrers{}, err
@@ -587,6 +587,7 @@ func (s *referrerSync) upload(ctx context.Context, d v1.Descriptor) error {
 	if ml, ok := l.(*remote.MountableLayer); ok {
 		l = ml.Layer
 	}
+	l = &sizedLayer{Layer: l, size: d.Size}
 	s.stats.addBlob(d.Digest, d.Size, false)
 	if err := s.pusher.Upload(ctx, s.dst, l); err != nil {
 		return fmt.Errorf("uploading blob %s: %w", d.Digest, explain(err, srcRef, dstRef, SideDestination))
@@ -594,9 +595,8 @@ func (s *referrerSync) upload(ctx context.Context, d v1.Descriptor) error {
 	return nil
 }
 
-// head HEADs a manifest on one side with that side's API client. A Puller's Head would do, but
-// it pings the registry (GET /v2/) again for itself; most lookups of a Copy are HEADs that find
-// nothing, so they share the client the referrers API needs anyway.
+// head HEADs a manifest on one side with that side's API client, which shares its transport
+// (one ping, one token) with the copy's Puller for that side (repoClient).
 func (s *referrerSync) head(ctx context.Context, side Side, ref name.Reference) (*v1.Descriptor, error) {
 	c, err := s.client(ctx, side)
 	if err != nil {
@@ -735,4 +735,53 @@ func (c *apiClient) put(ctx context.Context, ref name.Reference, mt types.MediaT
 	}
 	stored, _ := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
 	return stored, nil
+}
+
+// sizedLayer is a source blob whose size the manifest that references it states. A layer from
+// Puller.Layer knows only its digest, and go-containerregistry HEADs the source for its size
+// (the upload's Content-Length) before streaming it. The blob is still checked as it streams:
+// go-containerregistry verifies its SHA-256, and a blob of another length than the manifest
+// states fails the upload as invalid, blaming the source (sizeCheck).
+type sizedLayer struct {
+	v1.Layer
+	size int64
+}
+
+func (l *sizedLayer) Size() (int64, error) { return l.size, nil }
+
+func (l *sizedLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	h, err := l.Digest()
+	if err != nil {
+		_ = rc.Close()
+		return nil, err
+	}
+	return &sizeCheck{ReadCloser: rc, digest: h, want: l.size}, nil
+}
+
+// sizeCheck fails a blob's stream as soon as it is longer than want, or when it ends shorter.
+type sizeCheck struct {
+	io.ReadCloser
+	digest v1.Hash
+	want   int64
+	n      int64
+}
+
+func (c *sizeCheck) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	switch {
+	case c.n > c.want:
+		return n, c.mismatch("more")
+	case errors.Is(err, io.EOF) && c.n < c.want:
+		return n, c.mismatch("fewer")
+	}
+	return n, err
+}
+
+func (c *sizeCheck) mismatch(what string) error {
+	return &unsupportedError{what: fmt.Sprintf("source blob %s has %s bytes than the %d its manifest states", c.digest, what, c.want)}
 }

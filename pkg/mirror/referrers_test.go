@@ -1,6 +1,8 @@
 package mirror_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -367,4 +369,85 @@ func TestCopy_sourceDigestTagIsNoReferrersIndex(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Referrers).To(Equal(mirror.Referrers{}))
 	g.Expect(e.rec.Count(e.src.host, http.MethodGet, mirrortest.KindManifest)).To(Equal(1), "the image's manifest only")
+}
+
+// The referrers of a cold copy travel on the copy's clients: its source Puller fetches the
+// signature and its Pusher uploads it, and the requests go-containerregistry has no call for
+// (the referrers API, the tag HEADs, the manifest PUTs) share the Pullers' transports. One
+// ping on the source and two on the backup (the Puller's and the Pusher's), where the
+// referrers made a Puller, a Pusher and an API client per side of their own (three and four).
+func TestCopy_copiesReferrersWithTheCopysClients(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	src, digest := e.push("library/app:1.0", randomImage(t, 2))
+	e.push("library/app:"+cosignTag(digest, "sig"), artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
+	dst := e.dst.ref(t, "backup/app:1.0")
+	e.dst.proxy.ResetCounts()
+
+	res, err := e.mirror().Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Referrers.Copied).To(Equal(1))
+	g.Expect(e.src.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(1))
+	g.Expect(e.dst.proxy.Count(http.MethodGet, mirrortest.KindPing)).To(Equal(2))
+	expectBackupEqualsSource(g, src.Context().Tag(cosignTag(digest, "sig")), dst.Context().Tag(cosignTag(digest, "sig")))
+}
+
+// A referrer's blobs are fetched with the sizes its manifest states: the source is not HEADed
+// for them (it was, once a blob, for the upload's Content-Length).
+func TestCopy_copiesReferrerBlobsWithoutHeadingTheSource(t *testing.T) {
+	g := NewWithT(t)
+	e := newEnv(t)
+	src, digest := e.push("library/app:1.0", randomImage(t, 2))
+	sig := cosignTag(digest, "sig")
+	e.push("library/app:"+sig, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
+	dst := e.dst.ref(t, "backup/app:1.0")
+
+	res, err := e.mirror().Copy(ctxT(t), src, dst)
+
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Referrers.Copied).To(Equal(1))
+	g.Expect(e.src.proxy.Count(http.MethodHead, mirrortest.KindBlob)).To(Equal(0))
+	g.Expect(e.src.proxy.Count(http.MethodGet, mirrortest.KindBlob)).To(Equal(5), "the image's three blobs, the signature's two")
+	expectBackupEqualsSource(g, src.Context().Tag(sig), dst.Context().Tag(sig))
+}
+
+// A referrer whose manifest states a wrong size for a blob is not copied: the upload, which
+// takes that size for its Content-Length instead of asking the source, fails as invalid, and
+// so does the Copy, as for any referrer that cannot be copied.
+func TestCopy_refusesAReferrerBlobOfAnotherSizeThanStated(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delta int64
+		says  string
+	}{
+		{"stated larger", 1, "has fewer bytes than the"},
+		{"stated smaller", -1, "has more bytes than the"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e := newEnv(t)
+			src, digest := e.push("library/app:1.0", randomImage(t, 2))
+			sig := e.src.ref(t, "library/app:"+cosignTag(digest, "sig"))
+			pushTo(t, sig, artifact(t, "application/vnd.dev.cosign.simplesigning.v1+json", nil))
+			mf, err := remote.Get(sig)
+			g.Expect(err).NotTo(HaveOccurred())
+			m, err := v1.ParseManifest(bytes.NewReader(mf.Manifest))
+			g.Expect(err).NotTo(HaveOccurred())
+			m.Layers[0].Size += tc.delta
+			raw, err := json.Marshal(m)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(remote.Put(sig, rawManifest{raw: raw, mt: mf.MediaType})).To(Succeed())
+			dst := e.dst.ref(t, "backup/app:1.0")
+
+			_, err = e.mirror().Copy(ctxT(t), src, dst)
+
+			var re *mirror.ReferrersError
+			g.Expect(errors.As(err, &re)).To(BeTrue(), "%v", err)
+			g.Expect(mirror.Classify(err)).To(Equal(mirror.KindInvalid), "%v", err)
+			g.Expect(err.Error()).To(ContainSubstring(tc.says))
+			_, err = remote.Head(dst.Context().Tag(cosignTag(digest, "sig")))
+			g.Expect(err).To(HaveOccurred(), "the signature is not in the backup")
+		})
+	}
 }
