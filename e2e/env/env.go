@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -430,22 +432,60 @@ func dockerSecret(name string, data []byte) *corev1.Secret {
 }
 
 // freePorts reserves n distinct free ports on 127.0.0.1 (all held open until every one is
-// chosen, so they differ); another process may still take one before it is bound.
+// chosen, so they differ), below the kernel's ephemeral range: ports the kernel hands out
+// for port 0 and for outgoing connections come from that range, so one of the many connections
+// the fleet opens while the hub and agents start cannot take a port meant for them (an agent
+// then exits on its bind). Another process binding that exact port can still take it.
 func freePorts(t testenv.T, n int) []int {
+	out, err := reservePorts(n, ephemeralLow())
+	if err != nil {
+		t.Fatalf("finding %d free ports: %v", n, err)
+	}
+	return out
+}
+
+// reservePorts returns n distinct ports below below that could be listened on, tried in a
+// random order.
+func reservePorts(n, below int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
 			_ = l.Close()
 		}
 	}()
+	const lowest = 10000
 	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for _, p := range rand.Perm(max(below-lowest, 0)) {
+		if len(out) == n {
+			break
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lowest+p)))
 		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
+			continue // in use
 		}
 		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
+		out = append(out, lowest+p)
 	}
-	return out
+	if len(out) < n {
+		return nil, fmt.Errorf("only %d free ports between %d and %d", len(out), lowest, below)
+	}
+	return out, nil
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range (Linux's default, 32768,
+// when it cannot be read).
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 32768
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low <= 10000 {
+		return 32768
+	}
+	return low
 }
