@@ -25,9 +25,9 @@ func WatchedKinds() []client.Object {
 // read through the Member's cached reads. Its TypeMeta is v1 Pod.
 type Pod struct {
 	metav1.TypeMeta
-	// ObjectMeta keeps the name, namespace, UID, resourceVersion, owner references, and the
-	// opt-out label; no annotation.
-	metav1.ObjectMeta
+	// Meta keeps the name, namespace, UID, resourceVersion, owner references, and the opt-out
+	// label; no annotation.
+	Meta
 	// TemplateHash is the pod-template-hash label a Deployment's ReplicaSet sets: it names the
 	// Deployment that owns the ReplicaSet (<deployment>-<hash>), so an opted-out Deployment's
 	// Pods are recognised without caching ReplicaSets.
@@ -70,7 +70,7 @@ func (s ContainerStatus) ImageID() string { return s.imageID.Value() }
 func (p *Pod) DeepCopyObject() runtime.Object {
 	out := new(Pod)
 	*out = *p
-	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	out.Meta = p.Meta.deepCopy()
 	out.InitContainers = slices.Clone(p.InitContainers)
 	out.Containers = slices.Clone(p.Containers)
 	out.EphemeralContainers = slices.Clone(p.EphemeralContainers)
@@ -120,14 +120,7 @@ func ProjectPod(obj any) (any, error) {
 		return obj, nil
 	}
 	out := &Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            p.Name,
-			Namespace:       p.Namespace,
-			UID:             p.UID,
-			ResourceVersion: p.ResourceVersion,
-			OwnerReferences: p.OwnerReferences,
-			Labels:          keep(p.Labels, keptLabels),
-		},
+		Meta:           metaOf(p),
 		TemplateHash:   p.Labels[appsv1.DefaultDeploymentUniqueLabelKey],
 		originals:      originalsOf(p),
 		InitContainers: containersOf(p.Spec.InitContainers),

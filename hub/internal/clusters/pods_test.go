@@ -55,7 +55,7 @@ func TestProjectPod_keepsOnlyWhatTheHubReads(t *testing.T) {
 				},
 			},
 			out: pod(&Pod{
-				ObjectMeta: metav1.ObjectMeta{
+				Meta: Meta{
 					Name: "p", Namespace: "ns", UID: "u", ResourceVersion: "7", OwnerReferences: owner,
 					Labels: map[string]string{v1alpha1.IgnoreLabel: "true"},
 				},
@@ -76,7 +76,7 @@ func TestProjectPod_keepsOnlyWhatTheHubReads(t *testing.T) {
 			name: "no labels or annotations to keep leaves none",
 			in: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"a": "b"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}},
-			out: pod(&Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Containers: []Container{NewContainer("c", "i")}}),
+			out: pod(&Pod{Meta: Meta{Name: "p"}, Containers: []Container{NewContainer("c", "i")}}),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,9 +33,9 @@ var keptLabels = []string{v1alpha1.IgnoreLabel}
 // whole objects.
 type Workload struct {
 	metav1.TypeMeta
-	// ObjectMeta keeps the name, namespace, UID, resourceVersion, owner references, and the
-	// opt-out label; no annotation (a small Go map costs about 300 bytes).
-	metav1.ObjectMeta
+	// Meta keeps the name, namespace, UID, resourceVersion, owner references, and the opt-out
+	// label; no annotation (a small Go map costs about 300 bytes).
+	Meta
 	// InitContainers and Containers are the pod template's, name and image only.
 	InitContainers []Container
 	Containers     []Container
@@ -48,7 +48,7 @@ type Workload struct {
 func (w *Workload) DeepCopyObject() runtime.Object {
 	out := new(Workload)
 	*out = *w
-	w.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	out.Meta = w.Meta.deepCopy()
 	out.InitContainers = slices.Clone(w.InitContainers)
 	out.Containers = slices.Clone(w.Containers)
 	out.originals = slices.Clone(w.originals)
@@ -103,14 +103,7 @@ func ProjectWorkload(obj any) (any, error) {
 		return nil, err
 	}
 	out := &Workload{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            in.GetName(),
-			Namespace:       in.GetNamespace(),
-			UID:             in.GetUID(),
-			ResourceVersion: in.GetResourceVersion(),
-			OwnerReferences: in.GetOwnerReferences(),
-			Labels:          keep(in.GetLabels(), keptLabels),
-		},
+		Meta:           metaOf(in),
 		InitContainers: containersOf(spec.InitContainers),
 		Containers:     containersOf(spec.Containers),
 		originals:      originalsOf(in),

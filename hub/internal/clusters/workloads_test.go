@@ -45,10 +45,10 @@ func TestProjectWorkload_keepsOnlyWhatTheHubReads(t *testing.T) {
 			},
 		}
 	}
-	keptMeta := metav1.ObjectMeta{Name: "w", Namespace: "ns", UID: "u", ResourceVersion: "7", OwnerReferences: owner,
+	keptMeta := Meta{Name: "w", Namespace: "ns", UID: "u", ResourceVersion: "7", OwnerReferences: owner,
 		Labels: map[string]string{v1alpha1.IgnoreLabel: v1alpha1.IgnoreValue}}
 	kept := func(gvk schema.GroupVersionKind) *Workload {
-		w := &Workload{ObjectMeta: keptMeta,
+		w := &Workload{Meta: keptMeta,
 			InitContainers: []Container{NewContainer("init", "busybox")},
 			Containers:     []Container{NewContainer("web", "backup.example/nginx:1")},
 			originals:      []unique.Handle[string]{unique.Make("nginx")},
@@ -121,13 +121,16 @@ func TestProjections_coverEveryWatchedKind(t *testing.T) {
 // A deep copy of a cached workload shares nothing the copy's owner could change.
 func TestWorkload_DeepCopyObject(t *testing.T) {
 	g := NewWithT(t)
-	w := &Workload{ObjectMeta: metav1.ObjectMeta{Name: "w", Labels: map[string]string{"a": "b"}},
+	w := &Workload{Meta: Meta{Name: "w", Labels: map[string]string{"a": "b"},
+		OwnerReferences: []metav1.OwnerReference{{Kind: "CronJob", Name: "c", Controller: ptr(true)}}},
 		InitContainers: []Container{NewContainer("i", "busybox")}, Containers: []Container{NewContainer("c", "nginx")}}
 	w.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
 	c := w.DeepCopyObject().(*Workload)
 	g.Expect(c).To(Equal(w))
 	c.Labels["a"], c.InitContainers[0], c.Containers[0] = "changed", NewContainer("i", "changed"), NewContainer("c", "changed")
+	*c.OwnerReferences[0].Controller, c.OwnerReferences[0].Name = false, "changed"
 	g.Expect(w.Labels["a"]).To(Equal("b"))
+	g.Expect(w.OwnerReferences).To(Equal([]metav1.OwnerReference{{Kind: "CronJob", Name: "c", Controller: ptr(true)}}))
 	g.Expect(w.Images()).To(Equal([]string{"busybox", "nginx"}))
 	g.Expect(c.GroupVersionKind()).To(Equal(w.GroupVersionKind()))
 }

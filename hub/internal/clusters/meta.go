@@ -1,0 +1,86 @@
+package clusters
+
+import (
+	"maps"
+	"slices"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Meta is the object metadata a cached Workload or Pod keeps: what the hub reads of it, in 96
+// bytes where metav1.ObjectMeta takes 232 (a cached object is a few hundred bytes in all, so
+// that is a fifth of it). It implements metav1.Object, as client-go's store, the indexes and
+// Events need; the fields it does not keep read as their zero value, and setting them does
+// nothing.
+type Meta struct {
+	Name, Namespace string
+	UID             types.UID
+	ResourceVersion string
+	// Labels holds only the opt-out label, if the object has it (usually nil).
+	Labels          map[string]string
+	OwnerReferences []metav1.OwnerReference
+}
+
+var _ metav1.Object = &Meta{}
+
+// metaOf is what of obj's metadata a cached object keeps.
+func metaOf(obj metav1.Object) Meta {
+	return Meta{
+		Name:            obj.GetName(),
+		Namespace:       obj.GetNamespace(),
+		UID:             obj.GetUID(),
+		ResourceVersion: obj.GetResourceVersion(),
+		Labels:          keep(obj.GetLabels(), keptLabels),
+		OwnerReferences: obj.GetOwnerReferences(),
+	}
+}
+
+// deepCopy returns a copy of m that shares nothing with it.
+func (m Meta) deepCopy() Meta {
+	out := m
+	out.Labels = maps.Clone(m.Labels)
+	if m.OwnerReferences != nil {
+		out.OwnerReferences = make([]metav1.OwnerReference, len(m.OwnerReferences))
+		for i := range m.OwnerReferences {
+			m.OwnerReferences[i].DeepCopyInto(&out.OwnerReferences[i])
+		}
+	}
+	return out
+}
+
+func (m *Meta) GetNamespace() string                        { return m.Namespace }
+func (m *Meta) SetNamespace(namespace string)               { m.Namespace = namespace }
+func (m *Meta) GetName() string                             { return m.Name }
+func (m *Meta) SetName(name string)                         { m.Name = name }
+func (m *Meta) GetUID() types.UID                           { return m.UID }
+func (m *Meta) SetUID(uid types.UID)                        { m.UID = uid }
+func (m *Meta) GetResourceVersion() string                  { return m.ResourceVersion }
+func (m *Meta) SetResourceVersion(version string)           { m.ResourceVersion = version }
+func (m *Meta) GetLabels() map[string]string                { return m.Labels }
+func (m *Meta) SetLabels(labels map[string]string)          { m.Labels = labels }
+func (m *Meta) GetOwnerReferences() []metav1.OwnerReference { return m.OwnerReferences }
+func (m *Meta) SetOwnerReferences(refs []metav1.OwnerReference) {
+	m.OwnerReferences = slices.Clone(refs)
+}
+
+// What a cached object does not keep.
+
+func (m *Meta) GetGenerateName() string                       { return "" }
+func (m *Meta) SetGenerateName(string)                        {}
+func (m *Meta) GetGeneration() int64                          { return 0 }
+func (m *Meta) SetGeneration(int64)                           {}
+func (m *Meta) GetSelfLink() string                           { return "" }
+func (m *Meta) SetSelfLink(string)                            {}
+func (m *Meta) GetCreationTimestamp() metav1.Time             { return metav1.Time{} }
+func (m *Meta) SetCreationTimestamp(metav1.Time)              {}
+func (m *Meta) GetDeletionTimestamp() *metav1.Time            { return nil }
+func (m *Meta) SetDeletionTimestamp(*metav1.Time)             {}
+func (m *Meta) GetDeletionGracePeriodSeconds() *int64         { return nil }
+func (m *Meta) SetDeletionGracePeriodSeconds(*int64)          {}
+func (m *Meta) GetAnnotations() map[string]string             { return nil }
+func (m *Meta) SetAnnotations(map[string]string)              {}
+func (m *Meta) GetFinalizers() []string                       { return nil }
+func (m *Meta) SetFinalizers([]string)                        {}
+func (m *Meta) GetManagedFields() []metav1.ManagedFieldsEntry { return nil }
+func (m *Meta) SetManagedFields([]metav1.ManagedFieldsEntry)  {}
