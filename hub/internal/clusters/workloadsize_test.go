@@ -32,6 +32,9 @@ import (
 // -benchtime 1x: each iteration builds and syncs two caches.
 //
 //	go test -run '^$' -bench 'InformerWorkloads' -benchtime 1x ./hub/internal/clusters/
+//
+// Measured on 2026-12-08 (2 shared cores): 6,719 B per Deployment with managed fields
+// stripped, 625 B as a *Workload (783 B while it embedded metav1.ObjectMeta).
 func BenchmarkInformerWorkloads(b *testing.B) {
 	const workloadCount = 1000
 	cl := testenv.StartCluster(b, testenv.ClusterOptions{Name: "informer-workloads"})
