@@ -8,14 +8,15 @@
 //
 // A connection is a controller-runtime cluster.Cluster whose cache holds only the workload kinds,
 // Pods and ClonedImages (CachedKinds), with managed fields stripped; reads of any other kind go
-// straight to the API server, and Secrets of members are never cached. Pods, which outnumber
-// workloads many times over, are cached as projections (ProjectPod: names, owners, the opt-out
-// label, images and image IDs), about a third of what a Pod costs with its managed fields
-// stripped (BenchmarkCachedPod), and workloads as a type of the hub's own (ProjectWorkload's
-// *Workload: names, owners, the opt-out label, the original-images annotation, container names
-// and images), which the hub reads through the Member's cached reads (CachedObjects,
-// CachedByIndex, CachedGet, and the indexes AddIndex adds), not the controller-runtime client,
-// whose typed Get and List cannot return it (BenchmarkInformerWorkloads). Its client gets the QPS and burst the hub was
+// straight to the API server, and Secrets of members are never cached. Workloads and Pods (Pods
+// outnumber workloads many times over) are cached as types of the hub's own, *Workload
+// (ProjectWorkload) and *Pod (ProjectPod): Meta (names, UID, resourceVersion, owners, the
+// opt-out label), container names and images (interned), the recorded originals, and for a
+// Pod its phase and container statuses; a few hundred bytes where the typed object costs
+// kilobytes (BenchmarkInformerWorkloads, BenchmarkInformerPods). The hub reads them through
+// the Member's cached reads (CachedObjects, CachedByIndex, CachedGet, CachedCount, and the
+// indexes AddIndex adds), not the controller-runtime client, whose typed Get and List cannot
+// return them. Its client gets the QPS and burst the hub was
 // given (client-go's default of 5 QPS is too low for a fleet). The connection probes the member's
 // /readyz; after FailureThreshold failures in a row it stops the cache, tells the Listeners, and
 // reconnects with exponential backoff, building a fresh cache (a stopped cache cannot restart).
