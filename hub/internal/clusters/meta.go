@@ -32,8 +32,57 @@ func metaOf(obj metav1.Object) Meta {
 		UID:             obj.GetUID(),
 		ResourceVersion: obj.GetResourceVersion(),
 		Labels:          keep(obj.GetLabels(), keptLabels),
-		OwnerReferences: obj.GetOwnerReferences(),
+		OwnerReferences: ownersOf(obj.GetOwnerReferences()),
 	}
+}
+
+// knownStrings are the owner API versions and kinds of nearly every Pod and Job, and the Pod
+// phases: a cached object points at these constants instead of holding a decoded copy of each
+// (about 50 bytes a Pod).
+var knownStrings = func() map[string]string {
+	out := map[string]string{}
+	for _, s := range []string{"v1", "apps/v1", "batch/v1", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "CronJob", "Node",
+		"Pending", "Running", "Succeeded", "Failed", "Unknown"} {
+		out[s] = s
+	}
+	return out
+}()
+
+// canonical returns the constant equal to s, if knownStrings has it, or s.
+func canonical(s string) string {
+	if c, ok := knownStrings[s]; ok {
+		return c
+	}
+	return s
+}
+
+// yes and no are the Controller and BlockOwnerDeletion flags of every cached owner reference:
+// cached objects are read only, and a deep copy gets flags of its own.
+var yes, no = true, false
+
+func sharedFlag(b *bool) *bool {
+	switch {
+	case b == nil:
+		return nil
+	case *b:
+		return &yes
+	default:
+		return &no
+	}
+}
+
+// ownersOf is what a cached object keeps of refs: all of each, the API version, kind and flags
+// shared.
+func ownersOf(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]metav1.OwnerReference, len(refs))
+	for i, r := range refs {
+		out[i] = metav1.OwnerReference{APIVersion: canonical(r.APIVersion), Kind: canonical(r.Kind), Name: r.Name, UID: r.UID,
+			Controller: sharedFlag(r.Controller), BlockOwnerDeletion: sharedFlag(r.BlockOwnerDeletion)}
+	}
+	return out
 }
 
 // deepCopy returns a copy of m that shares nothing with it.

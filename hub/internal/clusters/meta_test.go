@@ -1,10 +1,13 @@
 package clusters
 
 import (
+	"strings"
 	"testing"
+	"unsafe"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/reference"
@@ -50,4 +53,33 @@ func TestMeta(t *testing.T) {
 	g.Expect(ref.Namespace).To(Equal("team-a"))
 	g.Expect(ref.Name).To(Equal("web"))
 	g.Expect(ref.UID).To(BeEquivalentTo("u1"))
+}
+
+// A cached owner reference points at the shared constants for its API version, kind and flags,
+// and a deep copy of it shares none of them: changing the copy changes no cached object.
+func TestOwnersOf_shareConstantsButNotWithCopies(t *testing.T) {
+	g := NewWithT(t)
+	in := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-abc-x", OwnerReferences: []metav1.OwnerReference{{
+		APIVersion: strings.Clone("apps/v1"), Kind: strings.Clone("ReplicaSet"), Name: "web-abc", UID: "o1",
+		Controller: ptr(true), BlockOwnerDeletion: ptr(false)}}},
+		Status: corev1.PodStatus{Phase: corev1.PodPhase(strings.Clone("Running"))}}
+	got, err := ProjectPod(in)
+	g.Expect(err).NotTo(HaveOccurred())
+	p := got.(*Pod)
+	owner := p.OwnerReferences[0]
+	g.Expect(owner).To(Equal(in.OwnerReferences[0]))
+	g.Expect(unsafe.StringData(owner.Kind)).To(Equal(unsafe.StringData(knownStrings["ReplicaSet"])))
+	g.Expect(unsafe.StringData(owner.APIVersion)).To(Equal(unsafe.StringData(knownStrings["apps/v1"])))
+	g.Expect(unsafe.StringData(string(p.Phase))).To(Equal(unsafe.StringData(knownStrings["Running"])))
+	g.Expect(owner.Controller).To(BeIdenticalTo(&yes))
+	g.Expect(owner.BlockOwnerDeletion).To(BeIdenticalTo(&no))
+
+	c := p.DeepCopyObject().(*Pod)
+	*c.OwnerReferences[0].Controller = false
+	g.Expect(yes).To(BeTrue(), "a copy's flags are its own")
+	g.Expect(*metav1.GetControllerOfNoCopy(p).Controller).To(BeTrue())
+
+	// An owner of an unknown kind keeps its own strings.
+	g.Expect(canonical("widgets.example.com/v1")).To(Equal("widgets.example.com/v1"))
+	g.Expect(sharedFlag(nil)).To(BeNil())
 }

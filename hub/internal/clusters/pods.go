@@ -28,10 +28,11 @@ type Pod struct {
 	// Meta keeps the name, namespace, UID, resourceVersion, owner references, and the opt-out
 	// label; no annotation.
 	Meta
-	// TemplateHash is the pod-template-hash label a Deployment's ReplicaSet sets: it names the
-	// Deployment that owns the ReplicaSet (<deployment>-<hash>), so an opted-out Deployment's
-	// Pods are recognised without caching ReplicaSets.
-	TemplateHash string
+	// templateHash is the pod-template-hash label a Deployment's ReplicaSet sets (interned:
+	// every Pod of the ReplicaSet has it): it names the Deployment that owns the ReplicaSet
+	// (<deployment>-<hash>), so an opted-out Deployment's Pods are recognised without caching
+	// ReplicaSets.
+	templateHash unique.Handle[string]
 	// originals are the images the original-images annotation records (the agent's Pod
 	// webhook's, when it pointed the Pod at backups), distinct and sorted: a rewritten Pod
 	// still counts as using its sources.
@@ -88,6 +89,14 @@ func (p *Pod) Images() []string {
 // Originals returns the images the original-images annotation records, distinct and sorted.
 func (p *Pod) Originals() []string { return values(p.originals) }
 
+// TemplateHash returns the Pod's pod-template-hash label, "" if it has none.
+func (p *Pod) TemplateHash() string {
+	if p.templateHash == (unique.Handle[string]{}) {
+		return ""
+	}
+	return p.templateHash.Value()
+}
+
 // Image returns the image the spec gives the container name, of any list; "" if none.
 func (p *Pod) Image(name string) string {
 	for _, list := range [][]Container{p.InitContainers, p.Containers, p.EphemeralContainers} {
@@ -121,11 +130,11 @@ func ProjectPod(obj any) (any, error) {
 	}
 	out := &Pod{
 		Meta:           metaOf(p),
-		TemplateHash:   p.Labels[appsv1.DefaultDeploymentUniqueLabelKey],
+		templateHash:   unique.Make(p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]),
 		originals:      originalsOf(p),
 		InitContainers: containersOf(p.Spec.InitContainers),
 		Containers:     containersOf(p.Spec.Containers),
-		Phase:          p.Status.Phase,
+		Phase:          corev1.PodPhase(canonical(string(p.Status.Phase))),
 		Statuses:       statusesOf(p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses),
 	}
 	out.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))

@@ -59,7 +59,7 @@ func TestProjectPod_keepsOnlyWhatTheHubReads(t *testing.T) {
 					Name: "p", Namespace: "ns", UID: "u", ResourceVersion: "7", OwnerReferences: owner,
 					Labels: map[string]string{v1alpha1.IgnoreLabel: "true"},
 				},
-				TemplateHash:        "abc",
+				templateHash:        unique.Make("abc"),
 				originals:           []unique.Handle[string]{unique.Make("nginx")},
 				InitContainers:      []Container{NewContainer("init", "busybox")},
 				Containers:          []Container{NewContainer("web", "nginx"), NewContainer("mesh", "envoy")},
@@ -76,7 +76,7 @@ func TestProjectPod_keepsOnlyWhatTheHubReads(t *testing.T) {
 			name: "no labels or annotations to keep leaves none",
 			in: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"a": "b"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}},
-			out: pod(&Pod{Meta: Meta{Name: "p"}, Containers: []Container{NewContainer("c", "i")}}),
+			out: pod(&Pod{Meta: Meta{Name: "p"}, templateHash: unique.Make(""), Containers: []Container{NewContainer("c", "i")}}),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,6 +90,7 @@ func TestProjectPod_keepsOnlyWhatTheHubReads(t *testing.T) {
 			g.Expect(got.(*Pod).Images()).To(Equal(workload.Images(tc.in)), "what the hub reads of it is unchanged")
 			g.Expect(got.(*Pod).DeepCopyObject()).To(Equal(tc.out))
 			g.Expect(got.(*Pod).Originals()).To(Equal(tc.out.Originals()))
+			g.Expect(got.(*Pod).TemplateHash()).To(Equal(tc.in.Labels[appsv1.DefaultDeploymentUniqueLabelKey]))
 		})
 	}
 }

@@ -130,7 +130,7 @@ func workloadOf(obj client.Object) (kind, name string) {
 	case gv == appsv1.GroupName && kind == "ReplicaSet":
 		hash := obj.GetLabels()[appsv1.DefaultDeploymentUniqueLabelKey]
 		if p, ok := obj.(*clusters.Pod); ok {
-			hash = p.TemplateHash
+			hash = p.TemplateHash()
 		}
 		if name, found := strings.CutSuffix(owner.Name, "-"+hash); hash != "" && found {
 			return "Deployment", name

@@ -347,7 +347,7 @@ func TestPods_memberCacheHoldsOnlyAProjection(t *testing.T) {
 	g.Expect(cached.GroupVersionKind()).To(Equal(corev1.SchemeGroupVersion.WithKind("Pod")))
 	g.Expect(cached.GetManagedFields()).To(BeEmpty())
 	g.Expect(cached.Labels).To(Equal(map[string]string{v1alpha1.IgnoreLabel: "false"}))
-	g.Expect(cached.TemplateHash).To(Equal(p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]))
+	g.Expect(cached.TemplateHash()).To(Equal(p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]))
 	g.Expect(cached.GetAnnotations()).To(BeEmpty())
 	g.Expect(cached.Originals()).To(Equal([]string{original}))
 	g.Expect(cached.Statuses).To(Equal([]clusters.ContainerStatus{
