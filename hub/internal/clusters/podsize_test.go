@@ -187,18 +187,5 @@ func BenchmarkInformerPods(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, tc := range []struct {
-		name     string
-		byObject map[client.Object]cache.ByObject
-	}{
-		{name: "managed-fields-stripped"},
-		{name: "projected", byObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: ProjectPod}}},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				perPod := informerHeap(b, cl.Config, &corev1.Pod{}, tc.byObject, "fleet-3", podCount, podImages, "127.0.0.1:5001/backup/fleet_app-017:1.17")
-				b.ReportMetric(perPod, "live-B/pod")
-			}
-		})
-	}
+	informerCases(b, cl.Config, &corev1.Pod{}, ProjectPod, podCount, podImages, "live-B/pod")
 }
