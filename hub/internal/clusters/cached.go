@@ -45,14 +45,15 @@ type indexed interface {
 }
 
 // indexer returns the indexer of kind in m's cache. Like a read of the member's client, it is
-// refused once the member disconnected, and waits for the cache to sync (bounded by ctx).
-func (m *Member) indexer(ctx context.Context, kind client.Object) (toolscache.Indexer, error) {
+// refused once the member disconnected, and waits for the cache to sync (bounded by ctx) unless
+// opts say otherwise.
+func (m *Member) indexer(ctx context.Context, kind client.Object, opts ...cache.InformerGetOption) (toolscache.Indexer, error) {
 	if mc, ok := m.Cluster.(*memberCluster); ok {
 		if err := mc.h.disconnected(); err != nil {
 			return nil, err
 		}
 	}
-	inf, err := m.Cluster.GetCache().GetInformer(ctx, kind)
+	inf, err := m.Cluster.GetCache().GetInformer(ctx, kind, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the cache of %T: %w", kind, err)
 	}
@@ -63,9 +64,10 @@ func (m *Member) indexer(ctx context.Context, kind client.Object) (toolscache.In
 	return ix.GetIndexer(), nil
 }
 
-// CachedObjects returns every object of kind in m's cache.
-func (m *Member) CachedObjects(ctx context.Context, kind client.Object) ([]client.Object, error) {
-	ix, err := m.indexer(ctx, kind)
+// CachedObjects returns every object of kind in m's cache; opts may say not to wait for it to
+// sync (cache.BlockUntilSynced(false)).
+func (m *Member) CachedObjects(ctx context.Context, kind client.Object, opts ...cache.InformerGetOption) ([]client.Object, error) {
+	ix, err := m.indexer(ctx, kind, opts...)
 	if err != nil {
 		return nil, err
 	}

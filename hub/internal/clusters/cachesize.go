@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -15,12 +14,6 @@ type CacheSize struct {
 	Cluster string
 	Kind    string
 	Objects int
-}
-
-// storer is what controller-runtime's informers are underneath (client-go SharedIndexInformers):
-// their store can be counted without copying an object.
-type storer interface {
-	GetStore() toolscache.Store
 }
 
 // CacheSizes counts the objects in each Connected member's cache, by kind: what the hub's
@@ -47,16 +40,12 @@ func (r *Fleet) CacheSizes(ctx context.Context) []CacheSize {
 	return out
 }
 
-// cachedCount returns how many objects of obj's kind m's cache holds; false when the informer is
-// not there (the member is disconnecting) or is not a client-go informer.
+// cachedCount returns how many objects of obj's kind m's cache holds, without waiting for it to
+// sync; false when the informer is not there or the member is disconnecting.
 func cachedCount(ctx context.Context, m *Member, obj client.Object) (int, bool) {
-	inf, err := m.Cluster.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	ix, err := m.indexer(ctx, obj, cache.BlockUntilSynced(false))
 	if err != nil {
 		return 0, false
 	}
-	s, ok := inf.(storer)
-	if !ok {
-		return 0, false
-	}
-	return len(s.GetStore().ListKeys()), true
+	return len(ix.ListKeys()), true
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/image-cloner/image-cloner/hub/internal/clusters"
@@ -74,26 +73,16 @@ func (m *Metrics) Fleet(snapshot func() []clusters.Status, members func() []*clu
 	return m.reg.Register(fleetCollector{snapshot: snapshot, members: members})
 }
 
-// storer is what controller-runtime's informers are underneath (client-go SharedIndexInformers):
-// their store can be read without copying an object, so counting phases costs no allocation
-// per ClonedImage at each scrape.
-type storer interface {
-	GetStore() toolscache.Store
-}
-
 // phaseCounts counts m's cached ClonedImages by phase (an empty phase is Pending: the agent
 // creates ClonedImages without status); false when m's cache has no ClonedImage informer.
 func phaseCounts(ctx context.Context, m *clusters.Member) (map[v1alpha1.Phase]int, bool) {
-	inf, err := m.Cluster.GetCache().GetInformer(ctx, &v1alpha1.ClonedImage{}, cache.BlockUntilSynced(false))
+	// The cache's own objects: counting phases costs no allocation per ClonedImage at each scrape.
+	objs, err := m.CachedObjects(ctx, &v1alpha1.ClonedImage{}, cache.BlockUntilSynced(false))
 	if err != nil {
 		return nil, false
 	}
-	s, ok := inf.(storer)
-	if !ok {
-		return nil, false
-	}
 	counts := map[v1alpha1.Phase]int{}
-	for _, o := range s.GetStore().List() {
+	for _, o := range objs {
 		ci, ok := o.(*v1alpha1.ClonedImage)
 		if !ok {
 			continue
